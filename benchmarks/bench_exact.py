@@ -1,0 +1,133 @@
+"""asv benchmarks of the exact EMD (otcore.exact) against POT's network simplex.
+
+Problem: random 2-D points, Euclidean cost, random histograms, float64
+(``benchmarks._problems.euclidean_problem``), the same problem for both sides.
+The ``track_*`` benchmarks return time ratios measured in one process,
+interleaved, min of several repeats, so they are meaningful on a shared machine.
+"""
+
+import time
+
+import numpy as np
+
+from benchmarks._problems import euclidean_problem
+from otcore.exact import emd, emd2
+
+try:
+    import ot
+except ImportError:  # pragma: no cover - POT is in the bench extra
+    ot = None
+
+
+def _min_time(fn, repeat):
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _interleaved_ratio(fn_num, fn_den, repeat):
+    """min time of fn_num / min time of fn_den, the two interleaved."""
+    tn, td = np.inf, np.inf
+    for _ in range(repeat):
+        tn = min(tn, _min_time(fn_num, 1))
+        td = min(td, _min_time(fn_den, 1))
+    return tn / td
+
+
+class TimeEMD:
+    """emd2 by method and size (the full LP only where it fits in seconds)."""
+
+    params = ([100, 400, 1000, 2000], ["auto", "sparse", "linprog"])
+    param_names = ["n", "method"]
+    timeout = 300
+
+    def setup(self, n, method):
+        if method == "linprog" and n > 400:
+            raise NotImplementedError("the full LP is the reference; too slow beyond n = 400")
+        self.a, self.b, self.M = euclidean_problem(n)
+
+    def time_emd2(self, n, method):
+        emd2(self.a, self.b, self.M, method=method)
+
+
+class TimeEMDUniform:
+    """Uniform square problems (assignment path)."""
+
+    params = ([100, 400], ["auto", "assignment", "sparse"])
+    param_names = ["n", "method"]
+
+    def setup(self, n, method):
+        _, _, self.M = euclidean_problem(n)
+        self.a = np.full(n, 1.0 / n)
+
+    def time_emd2(self, n, method):
+        emd2(self.a, self.a, self.M, method=method)
+
+
+class TimeEMDPlan:
+    """emd with the dense plan and the certificate."""
+
+    params = [400, 1000]
+    param_names = ["n"]
+
+    def setup(self, n):
+        self.a, self.b, self.M = euclidean_problem(n)
+
+    def time_emd_plan(self, n):
+        res = emd(self.a, self.b, self.M)
+        res.plan  # noqa: B018 - build the dense plan
+
+
+class PeakMemSparse:
+    """Peak memory of the sparse method on large problems (no dense constraint matrix)."""
+
+    params = [2000, 5000]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        self.a, self.b, self.M = euclidean_problem(n)
+
+    def peakmem_emd2_sparse(self, n):
+        emd2(self.a, self.b, self.M, method="sparse")
+
+
+class TrackRatioVsPOT:
+    """Time of emd2(method="auto") over POT's ot.emd2 (lower is better; target <= 10 at 1000)."""
+
+    params = [400, 1000, 2000]
+    param_names = ["n"]
+    timeout = 300
+
+    def setup(self, n):
+        if ot is None:
+            raise NotImplementedError("POT not installed")
+        self.a, self.b, self.M = euclidean_problem(n)
+
+    def track_auto_over_pot(self, n):
+        a, b, M = self.a, self.b, self.M
+        return _interleaved_ratio(
+            lambda: emd2(a, b, M), lambda: ot.emd2(a, b, M, numItermax=10**8), 5 if n <= 1000 else 2
+        )
+
+    track_auto_over_pot.unit = "ratio"
+
+
+class TrackSpeedupOverLinprog:
+    """Speed-up of emd2(method="auto") over the full LP (higher is better; target >= 50 at 400)."""
+
+    params = [400]
+    param_names = ["n"]
+    timeout = 300
+
+    def setup(self, n):
+        self.a, self.b, self.M = euclidean_problem(n)
+
+    def track_linprog_over_auto(self, n):
+        a, b, M = self.a, self.b, self.M
+        return _interleaved_ratio(lambda: emd2(a, b, M, method="linprog"), lambda: emd2(a, b, M), 3)
+
+    track_linprog_over_auto.unit = "ratio"

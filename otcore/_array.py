@@ -12,14 +12,20 @@ This module holds the few helpers the standard lacks, in one place (as
   and back, used where scipy must run on the host (the exact LP);
 - :func:`is_lazy` -- arrays whose values cannot be inspected (JAX tracers,
   dask), on which value checks are skipped;
-- :func:`logsumexp` -- a max-shifted log-sum-exp along one axis.
+- :func:`logsumexp` -- a max-shifted log-sum-exp along one axis;
+- small operations the standard lacks or makes slow: :func:`array0` (numpy
+  scalars back to 0-d arrays), :func:`cumsum_last`, :func:`take_along_last`,
+  :func:`scatter_add_2d` (dense matrix from index pairs, duplicates summed),
+  :func:`clip_inplace`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import array_api_compat.numpy as _npx
 from array_api_compat import (
     array_namespace,
     device as _device,
@@ -27,8 +33,10 @@ from array_api_compat import (
     is_cupy_namespace,
     is_dask_array,
     is_jax_array,
+    is_jax_namespace,
     is_numpy_namespace,
     is_torch_array,
+    is_torch_namespace,
 )
 
 __all__ = [
@@ -44,6 +52,11 @@ __all__ = [
     "is_cupy_namespace",
     "logsumexp",
     "size",
+    "array0",
+    "cumsum_last",
+    "take_along_last",
+    "scatter_add_2d",
+    "clip_inplace",
 ]
 
 Array = Any  # any array-API array (numpy, cupy, torch, jax, array_api_strict, ...)
@@ -72,8 +85,15 @@ def namespace(*arrays: Any):
 
 
 def device(x: Array):
-    """The device ``x`` lives on (``array_api_compat.device``)."""
-    return _device(x)
+    """The device ``x`` lives on (``array_api_compat.device``).
+
+    ``None`` (the namespace's default device) where the library cannot say,
+    e.g. for tracers of some libraries inside a compiled function.
+    """
+    try:
+        return _device(x)
+    except Exception:  # pragma: no cover - tracers of some libraries
+        return None
 
 
 def _is_floating(xp, dtype) -> bool:
@@ -88,16 +108,22 @@ def float_dtype(xp, *arrays: Array):
     Complex input raises ``TypeError``.
     """
     floats = []
+    f32, f64 = xp.float32, xp.float64
     for x in arrays:
         if x is None:
             continue
         dt = x.dtype
+        if dt == f64 or dt == f32:  # the common case, without isdtype
+            floats.append(dt)
+            continue
         if xp.isdtype(dt, "complex floating"):
             raise TypeError("complex arrays are not supported; pass real masses and costs")
         if _is_floating(xp, dt):
             floats.append(dt)
     if not floats:
         return xp.float64
+    if len(floats) == 1 or all(f == floats[0] for f in floats[1:]):
+        return floats[0]
     return xp.result_type(*floats)
 
 
@@ -114,6 +140,8 @@ def as_float(x: Any, xp, dtype=None, *, name: str = "array", device=None) -> Arr
         except Exception as exc:  # pragma: no cover - message path
             raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}") from exc
     dt = x.dtype
+    if dtype is None and (dt == xp.float64 or dt == xp.float32):  # the common case
+        return x
     if xp.isdtype(dt, "complex floating"):
         raise TypeError(f"{name} is complex; pass real values")
     if not (xp.isdtype(dt, "numeric") or dt == xp.bool):
@@ -176,8 +204,19 @@ def is_lazy(x: Array) -> bool:
     if is_jax_array(x):
         import jax
 
-        return isinstance(x, jax.core.Tracer)
+        # Inside jit every operation is staged, also on concrete (closed-over)
+        # arrays, so values can be read only when no trace is active.
+        return isinstance(x, jax.core.Tracer) or not _jax_trace_clean()
     return False
+
+
+def _jax_trace_clean() -> bool:
+    """Whether no JAX transformation (jit, vmap, grad...) is tracing right now."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover - private API moved: assume tracing is possible
+        return False
+    return trace_state_clean()
 
 
 def size(x: Array) -> int:
@@ -195,7 +234,94 @@ def logsumexp(x: Array, xp, axis: int = -1, keepdims: bool = False) -> Array:
     """
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
+    # log(0) = -inf for all -inf slices, without numpy's divide-by-zero warning
+    pos = s > 0
+    ls = xp.log(xp.where(pos, s, xp.ones_like(s)))
+    out = xp.where(pos, ls, xp.full_like(s, -math.inf)) + m
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
     return out
+
+
+def array0(x: Any, xp) -> Array:
+    """``x`` as an array: numpy reductions give numpy scalars, otcore returns 0-d arrays.
+
+    Arrays (of any namespace) are returned unchanged.
+
+    >>> import numpy as np, array_api_compat.numpy as xp
+    >>> array0(np.float64(1.5), xp)
+    array(1.5)
+    """
+    if is_numpy_namespace(xp) and not isinstance(x, np.ndarray):
+        return np.asarray(x)
+    return x
+
+
+def cumsum_last(x: Array, xp) -> Array:
+    """Inclusive cumulative sum along the last axis (numpy called directly: no wrapper cost)."""
+    if xp is _npx:
+        return np.cumsum(x, axis=-1)
+    return xp.cumulative_sum(x, axis=-1)
+
+
+def take_along_last(x: Array, idx: Array, xp) -> Array:
+    """``take_along_axis(x, idx, axis=-1)`` for ``x`` and ``idx`` with the same batch shape.
+
+    Uses the namespace's own ``take_along_axis`` where it has one; otherwise
+    (array API 2023.12) flattens the batch and offsets the indices.
+    """
+    f = getattr(xp, "take_along_axis", None)
+    if f is not None:
+        return f(x, idx, axis=-1)
+    n = x.shape[-1]
+    k = idx.shape[-1]
+    lead = tuple(x.shape[:-1])
+    B = math.prod(lead)
+    off = xp.reshape(xp.arange(B, dtype=idx.dtype, device=device(idx)) * n, (B, 1))
+    flat = xp.reshape(xp.reshape(idx, (B, k)) + off, (-1,))
+    return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat), lead + (k,))
+
+
+def scatter_add_2d(xp, rows: Array, cols: Array, vals: Array, n: int, m: int, *, dtype, device=None) -> Array:
+    """Dense ``(n, m)`` matrix with ``vals`` added at ``(rows, cols)`` (duplicates summed).
+
+    The array-API standard has no scatter-add; this uses each library's own
+    (``bincount`` on numpy/cupy, ``index_put_`` on torch, ``.at[].add`` on
+    JAX) and builds on the host for any other namespace.
+
+    >>> import numpy as np, array_api_compat.numpy as xp
+    >>> scatter_add_2d(xp, np.array([0, 0, 1]), np.array([1, 1, 0]), np.ones(3), 2, 2, dtype=xp.float64)
+    array([[0., 2.],
+           [1., 0.]])
+    """
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        mod = __import__("cupy") if is_cupy_namespace(xp) else np
+        lin = rows.astype(mod.int64) * m + cols.astype(mod.int64)
+        flat = mod.bincount(lin, weights=vals, minlength=n * m)
+        return xp.reshape(xp.astype(flat, dtype), (n, m))
+    if is_torch_namespace(xp):
+        import torch
+
+        P = xp.zeros((n, m), dtype=dtype, device=device)
+        return P.index_put_((rows.to(torch.int64), cols.to(torch.int64)), vals.to(dtype), accumulate=True)
+    if is_jax_namespace(xp):
+        P = xp.zeros((n, m), dtype=dtype, device=device)
+        return P.at[rows, cols].add(vals)
+    r, c, v = to_host(rows).astype(np.int64), to_host(cols).astype(np.int64), to_host(vals)
+    flat = np.bincount(r * m + c, weights=v, minlength=n * m)
+    return from_host(flat.reshape(n, m), xp, device=device, dtype=dtype)
+
+
+def clip_inplace(x: Array, xp, lo: float, hi: float | None = None) -> Array:
+    """``clip(x, lo, hi)``, in place where the namespace allows (no second array).
+
+    JAX arrays are immutable: a clipped copy is returned there. Use only on
+    arrays the caller owns (freshly computed), never on user input.
+    """
+    if is_jax_namespace(xp):
+        return xp.clip(x, min=lo, max=hi)
+    x[x < lo] = lo
+    if hi is not None:
+        x[x > hi] = hi
+    return x

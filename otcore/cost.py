@@ -23,12 +23,19 @@ float64).
 from __future__ import annotations
 
 import math
-import numbers
 
 from array_api_compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
-from otcore._array import Array, as_float, device, float_dtype, is_lazy, namespace, to_host
-from otcore._validate import check_choice, check_cost, check_int, check_scalar, check_values
+from otcore._array import Array, as_float, clip_inplace, device, float_dtype, is_lazy, namespace, to_host
+from otcore._validate import (
+    check_choice,
+    check_cost,
+    check_float_dtype,
+    check_int,
+    check_power,
+    check_scalar,
+    check_values,
+)
 
 __all__ = ["METRICS", "cost_matrix", "ordinal_cost", "grid_cost", "normalize_cost"]
 
@@ -65,12 +72,6 @@ def _as_points(v, name: str, xp, dtype) -> Array:
         raise ValueError(f"{name} has points with no features (shape {tuple(v.shape)})")
     check_values(v, name, xp, nonneg=False, what="coordinates")
     return v
-
-
-def _check_p(p) -> float:
-    if isinstance(p, numbers.Real) and not isinstance(p, bool) and math.isinf(p) and p > 0:
-        return math.inf
-    return check_scalar("p", p, minimum=1.0)
 
 
 def cost_matrix(x, y=None, *, metric: str = "sqeuclidean", p: float = 2) -> Array:
@@ -147,7 +148,7 @@ def cost_matrix(x, y=None, *, metric: str = "sqeuclidean", p: float = 2) -> Arra
     """
     metric = check_choice("metric", metric, METRICS)
     if metric == "minkowski":
-        p = _check_p(p)
+        p = check_power("p", p, allow_inf=True, reason="the Minkowski distance is a metric only for p >= 1")
         if p == 1.0:
             metric = "cityblock"
         elif p == 2.0:
@@ -180,16 +181,6 @@ def cost_matrix(x, y=None, *, metric: str = "sqeuclidean", p: float = 2) -> Arra
 
         return xp.astype(xp.asarray(cdist(x, y_, metric)), dtype, copy=False)
     return _direct(x, y_, xp, metric, p)
-
-
-def _clamp(M, xp, lo, hi=None):
-    """``clip(M, lo, hi)``, in place where the namespace allows (no second n x m array)."""
-    if is_jax_namespace(xp):
-        return xp.clip(M, min=lo, max=hi)
-    M[M < lo] = lo
-    if hi is not None:
-        M[M > hi] = hi
-    return M
 
 
 def _isqrt(M):
@@ -227,7 +218,7 @@ def _sqeuclidean(x, y, xp, same: bool):
     M = xp.matmul(xc * -2.0, yc.T)  # scaling the (n, d) factor is exact and saves a pass
     M += nx[:, None]
     M += ny[None, :]
-    M = _clamp(M, xp, 0.0)
+    M = clip_inplace(M, xp, 0.0)
     if same:
         M = _symmetrise_zero_diag(M, xp)
     return M
@@ -249,7 +240,7 @@ def _cosine(x, y, xp, same: bool):
     M = xp.matmul(xn, yn.T)
     M *= -1.0
     M += 1.0
-    M = _clamp(M, xp, 0.0, 2.0)
+    M = clip_inplace(M, xp, 0.0, 2.0)
     if same:
         M = _symmetrise_zero_diag(M, xp)
     return M
@@ -390,7 +381,7 @@ def ordinal_cost(k: int, *, p: float = 1, dtype=None, xp=None) -> Array:
     k = check_int("k", k, minimum=1)
     p = check_scalar("p", p, nonneg=True)
     xp = _default_xp(xp)
-    dtype = _float_dtype_arg(xp, dtype)
+    dtype = check_float_dtype(xp, dtype)
     i = xp.arange(k, dtype=dtype)
     D = xp.abs(i[:, None] - i[None, :])
     if p == 0:
@@ -398,14 +389,6 @@ def ordinal_cost(k: int, *, p: float = 1, dtype=None, xp=None) -> Array:
     if p == 1:
         return D
     return D**p
-
-
-def _float_dtype_arg(xp, dtype):
-    if dtype is None:
-        return xp.float64
-    if dtype not in (xp.float32, xp.float64):
-        raise TypeError(f"dtype must be float32 or float64 of the namespace, got {dtype!r}")
-    return dtype
 
 
 def grid_cost(d: int, *, metric: str = "euclidean", dtype=None, xp=None) -> Array:
@@ -449,7 +432,7 @@ def grid_cost(d: int, *, metric: str = "euclidean", dtype=None, xp=None) -> Arra
     d = check_int("d", d, minimum=1)
     metric = check_choice("metric", metric, ("euclidean", "sqeuclidean", "cityblock", "chebyshev"))
     xp = _default_xp(xp)
-    dtype = _float_dtype_arg(xp, dtype)
+    dtype = check_float_dtype(xp, dtype)
     idx = xp.arange(d * d)
     r = xp.astype(idx // d, dtype)
     c = xp.astype(idx % d, dtype)
@@ -502,7 +485,7 @@ def normalize_cost(M, *, scale: float = 1.0) -> Array:
     if M.shape[0] == 0 or M.shape[1] == 0:
         raise ValueError(f"M is empty (shape {tuple(M.shape)}); pass a cost with at least one entry")
     mx = xp.max(M)
-    if not is_lazy(M) and not float(mx) > 0:
+    if not is_lazy(M) and not float(to_host(mx)) > 0:  # to_host: detached from autograd
         raise ValueError("M is all zeros; it cannot be normalised (every cost would be 0/0)")
     out = M / mx
     if scale != 1.0:

@@ -25,16 +25,15 @@ and :func:`barycentric_map` goes back from a plan to a map,
 
 from __future__ import annotations
 
+from array_api_compat import is_jax_namespace
 
-import numpy as np
-from array_api_compat import is_cupy_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
-
-from otcore._array import Array, as_float, device, float_dtype, from_host, is_lazy, namespace, to_host
+from otcore._array import Array, array0, as_float, device, float_dtype, is_lazy, namespace, scatter_add_2d
 from otcore._validate import (
     batch_shape,
     check_choice,
     check_cost,
     check_histograms,
+    check_index,
     check_int,
     check_scalar,
     check_values,
@@ -51,11 +50,6 @@ __all__ = [
 ]
 
 
-def _array0(xp, r):
-    """numpy reductions give numpy scalars; otcore returns 0-d arrays."""
-    return np.asarray(r) if is_numpy_namespace(xp) else r
-
-
 def _check_plan(P, xp, name: str = "P", dtype=None) -> Array:
     P = as_float(P, xp, dtype, name=name)
     if P.ndim < 2:
@@ -67,26 +61,6 @@ def _check_plan(P, xp, name: str = "P", dtype=None) -> Array:
         raise ValueError(f"{name} is empty (shape {tuple(P.shape)}); a plan needs n, m >= 1")
     check_values(P, name, xp, nonneg=True, what="masses")
     return P
-
-
-def _check_index(v, name: str, xp, upper: int, upper_name: str) -> Array:
-    """A 1-D (or batched) integer index array with entries in ``[0, upper)``."""
-    if not (hasattr(v, "dtype") and hasattr(v, "shape")):
-        v = xp.asarray(np.asarray(v)) if is_numpy_namespace(xp) else xp.asarray(v)
-    if v.ndim == 0:
-        raise ValueError(f"{name} must be a 1-D array of indices, got a scalar")
-    if v.shape[-1] == 0:
-        raise ValueError(f"{name} is empty; pass at least one index")
-    if not xp.isdtype(v.dtype, "integral"):
-        raise TypeError(f"{name} must hold integer indices, got dtype {v.dtype}")
-    if not is_lazy(v):
-        lo, hi = int(xp.min(v)), int(xp.max(v))
-        if lo < 0 or hi >= upper:
-            raise ValueError(
-                f"{name} has indices outside [0, {upper}) (min {lo}, max {hi}); "
-                f"they must be valid indices below {upper_name} = {upper}"
-            )
-    return v
 
 
 def is_coupling(P, a, b, *, atol: float = 1e-8):
@@ -222,7 +196,7 @@ def transport_cost(P, M) -> Array:
         )
     batch = tuple(P.shape[:-2])
     Pf = xp.reshape(P, batch + (n * m,))
-    return _array0(xp, xp.matmul(Pf, xp.reshape(M, (n * m,))))
+    return array0(xp.matmul(Pf, xp.reshape(M, (n * m,))), xp)
 
 
 def independent_coupling(a, b) -> Array:
@@ -254,31 +228,6 @@ def independent_coupling(a, b) -> Array:
     xp, a, b, _ = check_histograms(a, b, None)
     mass = xp.sum(a, axis=-1)
     return (a / mass[..., None])[..., :, None] * b[..., None, :]
-
-
-def _scatter_plan(xp, rows, cols, vals, n: int, m: int, dtype, dev):
-    """Dense (n, m) plan with ``vals`` added at ``(rows, cols)`` (duplicates summed).
-
-    The array-API standard has no scatter-add; use each library's own
-    (``bincount`` on numpy/cupy, ``index_put_`` on torch, ``.at[].add`` on
-    JAX) and build on the host for any other namespace.
-    """
-    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
-        mod = __import__("cupy") if is_cupy_namespace(xp) else np
-        lin = rows.astype(mod.int64) * m + cols.astype(mod.int64)
-        flat = mod.bincount(lin, weights=vals, minlength=n * m)
-        return xp.reshape(xp.astype(flat, dtype), (n, m))
-    if is_torch_namespace(xp):
-        import torch
-
-        P = xp.zeros((n, m), dtype=dtype, device=dev)
-        return P.index_put_((rows.to(torch.int64), cols.to(torch.int64)), vals.to(dtype), accumulate=True)
-    if is_jax_namespace(xp):
-        P = xp.zeros((n, m), dtype=dtype, device=dev)
-        return P.at[rows, cols].add(vals)
-    r, c, v = to_host(rows).astype(np.int64), to_host(cols).astype(np.int64), to_host(vals)
-    flat = np.bincount(r * m + c, weights=v, minlength=n * m)
-    return from_host(flat.reshape(n, m), xp, device=dev, dtype=dtype)
 
 
 def assignment_plan(rows, cols, n: int, m: int, *, mass=None, dtype=None) -> Array:
@@ -325,8 +274,8 @@ def assignment_plan(rows, cols, n: int, m: int, *, mass=None, dtype=None) -> Arr
     m = check_int("m", m, minimum=1)
     mass_is_array = mass is not None and hasattr(mass, "shape") and getattr(mass, "ndim", 0) > 0
     xp = namespace(rows, cols, mass if mass_is_array else None)
-    rows = _check_index(rows, "rows", xp, n, "n")
-    cols = _check_index(cols, "cols", xp, m, "m")
+    rows = check_index(rows, "rows", xp, n, "n")
+    cols = check_index(cols, "cols", xp, m, "m")
     if rows.ndim != 1 or cols.ndim != 1 or rows.shape[0] != cols.shape[0]:
         raise ValueError(
             f"rows and cols must be 1-D of the same length (one entry per pair), got shapes "
@@ -346,7 +295,7 @@ def assignment_plan(rows, cols, n: int, m: int, *, mass=None, dtype=None) -> Arr
     else:
         w = check_scalar("mass", mass, nonneg=True)
         vals = xp.full((k,), w, dtype=dtype, device=dev)
-    return _scatter_plan(xp, rows, cols, vals, n, m, dtype, dev)
+    return scatter_add_2d(xp, rows, cols, vals, n, m, dtype=dtype, device=dev)
 
 
 def monge_cost(sigma, M) -> Array:
@@ -380,7 +329,7 @@ def monge_cost(sigma, M) -> Array:
     xp = namespace(sigma, M)
     M = check_cost(M, xp, name="M", nonneg=False)
     n, m = M.shape
-    sigma = _check_index(sigma, "sigma", xp, m, "M.shape[1]")
+    sigma = check_index(sigma, "sigma", xp, m, "M.shape[1]")
     if sigma.shape[-1] != n:
         raise ValueError(
             f"sigma has {sigma.shape[-1]} entries but M has {n} rows; sigma needs one target per "
@@ -392,7 +341,7 @@ def monge_cost(sigma, M) -> Array:
     base = xp.arange(n, dtype=idt, device=device(M)) * m
     lin = xp.reshape(xp.astype(sigma, idt) + base, (-1,))
     vals = xp.reshape(xp.take(xp.reshape(M, (-1,)), lin), batch + (n,))
-    return _array0(xp, xp.mean(vals, axis=-1))
+    return array0(xp.mean(vals, axis=-1), xp)
 
 
 def barycentric_map(P, y, *, empty_rows: str = "zero") -> Array:

@@ -21,22 +21,22 @@ flow, no in-place assignment, value checks skipped on lazy arrays.
 
 from __future__ import annotations
 
-import math
-
-import array_api_compat.numpy as _npx
 import numpy as np
 
 from otcore._array import (
     Array,
+    array0,
     as_float,
-    device as _device,
+    cumsum_last,
+    device,
     float_dtype,
     from_host,
     is_lazy,
     is_numpy_namespace,
     namespace,
+    take_along_last,
 )
-from otcore._validate import batch_shape, check_histograms, check_scalar, check_values, mass_rtol
+from otcore._validate import batch_shape, check_histograms, check_power, check_scalar, check_values
 
 __all__ = ["wasserstein_1d", "cdf_emd", "cdf_emd_grad"]
 
@@ -44,112 +44,10 @@ __all__ = ["wasserstein_1d", "cdf_emd", "cdf_emd_grad"]
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_power(name: str, value) -> float:
-    """``rho`` / ``p``: a finite real number >= 1."""
-    value = check_scalar(name, value)
-    if value < 1:
-        raise ValueError(
-            f"{name} must be >= 1, got {value:g}; the cost |.|^{name} is only a "
-            "convex transport cost (and the closed forms only exact) for exponents >= 1"
-        )
-    return value
-
-
-def _dev(x):
-    try:
-        return _device(x)
-    except Exception:  # pragma: no cover - tracers of some libraries
-        return None
-
-
-def _take_along(x: Array, idx: Array, xp) -> Array:
-    """``take_along_axis(x, idx, axis=-1)`` for same-shaped ``x`` and ``idx``."""
-    f = getattr(xp, "take_along_axis", None)
-    if f is not None:
-        return f(x, idx, axis=-1)
-    # array API 2023.12 fallback: flatten the batch and offset the indices
-    n = x.shape[-1]
-    k = idx.shape[-1]
-    lead = x.shape[:-1]
-    B = math.prod(lead)
-    off = xp.reshape(xp.arange(B, dtype=idx.dtype, device=_dev(idx)) * n, (B, 1))
-    flat = xp.reshape(xp.reshape(idx, (B, k)) + off, (-1,))
-    return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat), lead + (k,))
-
-
-def _histograms(a, b):
-    """``check_histograms(a, b)`` with a fast accept path for valid numpy input.
-
-    Plain float numpy arrays that pass four reductions (sums finite and
-    positive, minima >= 0, equal totals to the shared tolerance) are accepted
-    as they are; anything else -- including every invalid input -- goes
-    through :func:`otcore._validate.check_histograms`, so the error messages
-    are the library's. Returns ``(xp, a, b)``.
-    """
-    if (
-        type(a) is np.ndarray
-        and type(b) is np.ndarray
-        and a.dtype == b.dtype
-        and a.dtype in (np.float64, np.float32)
-        and a.ndim >= 1
-        and b.ndim >= 1
-        and a.shape[-1] > 0
-        and b.shape[-1] > 0
-    ):
-        tol = mass_rtol(_npx, a.dtype)
-        if a.ndim == 1 and b.ndim == 1:  # one pair: scalar checks, no array overhead
-            with np.errstate(all="ignore"):
-                sa, sb = float(a.sum()), float(b.sum())
-                if (
-                    0.0 < sa < math.inf
-                    and 0.0 < sb < math.inf
-                    and abs(sa - sb) <= tol * max(sa, sb)
-                    and a.min() >= 0
-                    and b.min() >= 0
-                ):
-                    return _npx, a, b
-            xp, a, b, _ = check_histograms(a, b)
-            return xp, a, b
-        with np.errstate(all="ignore"):
-            sa = a.sum(axis=-1)
-            sb = b.sum(axis=-1)
-            try:
-                diff = np.abs(sa - sb)
-            except ValueError:  # batch shapes do not broadcast: let the full check say so
-                diff = None
-            if (
-                diff is not None
-                and a.min() >= 0
-                and b.min() >= 0
-                and np.isfinite(sa).all()
-                and np.isfinite(sb).all()
-                and (sa > 0).all()
-                and (sb > 0).all()
-                and (diff <= tol * np.maximum(sa, sb)).all()
-            ):
-                return _npx, a, b
-    xp, a, b, _ = check_histograms(a, b)
-    return xp, a, b
-
-
-def _as_array(x, xp) -> Array:
-    """numpy reductions give numpy scalars; otcore returns 0-d arrays."""
-    if is_numpy_namespace(xp) and not isinstance(x, np.ndarray):
-        return np.asarray(x)
-    return x
-
-
-def _cumsum(x: Array, xp) -> Array:
-    """Inclusive cumulative sum along the last axis (numpy called directly: no wrapper cost)."""
-    if xp is _npx:
-        return np.cumsum(x, axis=-1)
-    return xp.cumulative_sum(x, axis=-1)
-
-
 def _cumsum0(x: Array, xp) -> Array:
     """Cumulative sum along the last axis with a leading 0: shape (..., n + 1)."""
-    z = xp.zeros(x.shape[:-1] + (1,), dtype=x.dtype, device=_dev(x))
-    return _cumsum(xp.concat([z, x], axis=-1), xp)
+    z = xp.zeros(x.shape[:-1] + (1,), dtype=x.dtype, device=device(x))
+    return cumsum_last(xp.concat([z, x], axis=-1), xp)
 
 
 def _pow(x: Array, rho: float, xp) -> Array:
@@ -273,7 +171,7 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -
     >>> print(f"{float(wasserstein_1d([0., 1.], [0.5], p=2)):.4f}")
     0.2500
     """
-    p = _check_power("p", p)
+    p = check_power("p", p)
     xp = namespace(u_values, v_values, u_weights, v_weights)
     u = as_float(u_values, xp, name="u_values")
     v = as_float(v_values, xp, name="v_values")
@@ -306,7 +204,7 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -
     if uw is None and vw is None and n == m:
         # uniform weights, equal sizes: the monotone matching pairs the order statistics
         d = xp.sort(u, axis=-1, stable=False) - xp.sort(v, axis=-1, stable=False)
-        return _as_array(xp.sum(_pow(d, p, xp), axis=-1) / n, xp)
+        return array0(xp.sum(_pow(d, p, xp), axis=-1) / n, xp)
 
     u = xp.broadcast_to(u, batch + (n,))
     v = xp.broadcast_to(v, batch + (m,))
@@ -319,41 +217,41 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -
         # int |F_u - F_v| dx: pool the samples, sort once, accumulate the signed masses
         x = xp.concat([u, v], axis=-1)
         perm = xp.argsort(x, axis=-1, stable=False)
-        xs = _take_along(x, perm, xp)
+        xs = take_along_last(x, perm, xp)
         if uw is None and vw is None:
-            pos = xp.full(perm.shape, 1.0 / n, dtype=dtype, device=_dev(x))
-            s = xp.where(perm < n, pos, xp.full(perm.shape, -1.0 / m, dtype=dtype, device=_dev(x)))
+            pos = xp.full(perm.shape, 1.0 / n, dtype=dtype, device=device(x))
+            s = xp.where(perm < n, pos, xp.full(perm.shape, -1.0 / m, dtype=dtype, device=device(x)))
         else:
             su = (
-                xp.full(batch + (n,), 1.0 / n, dtype=dtype, device=_dev(x))
+                xp.full(batch + (n,), 1.0 / n, dtype=dtype, device=device(x))
                 if uw is None
                 else uw / xp.sum(uw, axis=-1, keepdims=True)
             )
             sv = (
-                xp.full(batch + (m,), 1.0 / m, dtype=dtype, device=_dev(x))
+                xp.full(batch + (m,), 1.0 / m, dtype=dtype, device=device(x))
                 if vw is None
                 else vw / xp.sum(vw, axis=-1, keepdims=True)
             )
-            s = _take_along(xp.concat([su, -sv], axis=-1), perm, xp)
+            s = take_along_last(xp.concat([su, -sv], axis=-1), perm, xp)
         F = xp.cumulative_sum(s, axis=-1)
-        return _as_array(xp.sum(xp.abs(F[..., :-1]) * (xs[..., 1:] - xs[..., :-1]), axis=-1), xp)
+        return array0(xp.sum(xp.abs(F[..., :-1]) * (xs[..., 1:] - xs[..., :-1]), axis=-1), xp)
 
     # general p: merge the quantile functions on the union of the two level grids
     us, cu = _sorted_levels(u, uw, xp, dtype)
     vs, cv = _sorted_levels(v, vw, xp, dtype)
     levels = xp.concat([cu, cv], axis=-1)
     order = xp.argsort(levels, axis=-1, stable=False)
-    q = _take_along(levels, order, xp)
+    q = take_along_last(levels, order, xp)
     idt = order.dtype  # the namespace's index dtype (int32 in JAX without x64)
     isu = xp.astype(order < n, idt)
     iu = xp.cumulative_sum(isu, axis=-1) - isu  # u-levels strictly before position k
-    k = xp.arange(n + m, dtype=idt, device=_dev(order))
+    k = xp.arange(n + m, dtype=idt, device=device(order))
     iv = k - iu
-    iu = xp.minimum(iu, xp.asarray(n - 1, dtype=idt, device=_dev(order)))
-    iv = xp.minimum(iv, xp.asarray(m - 1, dtype=idt, device=_dev(order)))
-    delta = q - xp.concat([xp.zeros(batch + (1,), dtype=dtype, device=_dev(q)), q[..., :-1]], axis=-1)
-    d = _take_along(us, iu, xp) - _take_along(vs, iv, xp)
-    return _as_array(xp.sum(delta * _pow(d, p, xp), axis=-1), xp)
+    iu = xp.minimum(iu, xp.asarray(n - 1, dtype=idt, device=device(order)))
+    iv = xp.minimum(iv, xp.asarray(m - 1, dtype=idt, device=device(order)))
+    delta = q - xp.concat([xp.zeros(batch + (1,), dtype=dtype, device=device(q)), q[..., :-1]], axis=-1)
+    d = take_along_last(us, iu, xp) - take_along_last(vs, iv, xp)
+    return array0(xp.sum(delta * _pow(d, p, xp), axis=-1), xp)
 
 
 def _sorted_levels(x: Array, w: Array | None, xp, dtype):
@@ -361,11 +259,11 @@ def _sorted_levels(x: Array, w: Array | None, xp, dtype):
     n = x.shape[-1]
     if w is None:
         xs = xp.sort(x, axis=-1, stable=False)
-        c = xp.arange(1, n + 1, dtype=dtype, device=_dev(x)) / n
+        c = xp.arange(1, n + 1, dtype=dtype, device=device(x)) / n
         return xs, xp.broadcast_to(c, x.shape)
     perm = xp.argsort(x, axis=-1, stable=False)
-    xs = _take_along(x, perm, xp)
-    c = xp.cumulative_sum(_take_along(w, perm, xp), axis=-1)
+    xs = take_along_last(x, perm, xp)
+    c = xp.cumulative_sum(take_along_last(w, perm, xp), axis=-1)
     return xs, c / c[..., -1:]
 
 
@@ -396,15 +294,15 @@ def _check_spacing(spacing, n: int, xp, dtype, dev):
 
 
 def _cdf_setup(a, b, rho, spacing):
-    rho = _check_power("rho", rho)
-    xp, a, b = _histograms(a, b)
+    rho = check_power("rho", rho)
+    xp, a, b, _ = check_histograms(a, b)
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(
             f"a has {a.shape[-1]} bins but b has {b.shape[-1]}; cdf_emd compares histograms "
             "on one common ordered support, so both need the same number of bins"
         )
-    s = _check_spacing(spacing, a.shape[-1], xp, a.dtype, _dev(a))
-    phi = _cumsum(a - b, xp)[..., :-1]
+    s = _check_spacing(spacing, a.shape[-1], xp, a.dtype, device(a))
+    phi = cumsum_last(a - b, xp)[..., :-1]
     return xp, a, b, rho, s, phi
 
 
@@ -456,7 +354,7 @@ def cdf_emd(a, b, *, rho=1, spacing=None) -> Array:
     t = _pow(phi, rho, xp)
     if s is not None:
         t = t * s
-    return _as_array(xp.sum(t, axis=-1), xp)
+    return array0(xp.sum(t, axis=-1), xp)
 
 
 def cdf_emd_grad(a, b, *, rho=1, spacing=None) -> Array:

@@ -32,8 +32,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import depth_first_order, shortest_path
 
-from otcore._array import Array, from_host, is_lazy, to_host
-from otcore.onedim import _as_array, _check_power, _cumsum, _dev, _dpow, _histograms, _pow, _zero_tol
+from otcore._array import Array, array0, cumsum_last, device, from_host, is_lazy, to_host
+from otcore._validate import check_histograms, check_power
+from otcore.onedim import _dpow, _pow, _zero_tol
 
 __all__ = [
     "Tree",
@@ -298,8 +299,8 @@ def compile_tree(parent, weight=None) -> Tree:
 
 def _setup(a, b, parent, weight, rho):
     tree = parent if (weight is None and isinstance(parent, Tree)) else compile_tree(parent, weight)
-    rho = _check_power("rho", rho)
-    xp, a, b = _histograms(a, b)
+    rho = check_power("rho", rho)
+    xp, a, b, _ = check_histograms(a, b)
     n, k = tree.n, a.shape[-1]
     if b.shape[-1] != k:
         raise ValueError(f"a has {k} bins but b has {b.shape[-1]}; both must hold one mass per tree node")
@@ -313,7 +314,7 @@ def _setup(a, b, parent, weight, rho):
             f"a and b have {k} bins but the tree has {n} nodes; histograms must have length "
             f"{n} (one mass per node){extra}"
         )
-    dev = _dev(a)
+    dev = device(a)
     arrs = tree._arrays(xp, a.dtype, dev)
     d = a - b
     if k < n:  # leaf masses only: the internal nodes carry no mass
@@ -322,7 +323,7 @@ def _setup(a, b, parent, weight, rho):
         d_pre = xp.take(d, idx, axis=-1)
     else:
         d_pre = xp.take(d, arrs["order"], axis=-1)
-    C = _cumsum(d_pre, xp)  # inclusive prefix sums in pre-order
+    C = cumsum_last(d_pre, xp)  # inclusive prefix sums in pre-order
     return tree, xp, a, rho, arrs, d_pre, C, k
 
 
@@ -384,7 +385,7 @@ def tree_emd(a, b, parent, weight=None, *, rho=1) -> Array:
     # mass below the edge above the node at pre-order position t >= 1 (position 0 is the
     # root, no edge): sum of d_pre over [t, end[t]) = C[end[t] - 1] - C[t - 1]
     phi = xp.take(C, arrs["last1"], axis=-1) - C[..., :-1]
-    return _as_array(xp.matmul(_pow(phi, rho, xp), arrs["w1"]), xp)
+    return array0(xp.matmul(_pow(phi, rho, xp), arrs["w1"]), xp)
 
 
 def tree_emd_grad(a, b, parent, weight=None, *, rho=1) -> Array:
@@ -427,9 +428,9 @@ def tree_emd_grad(a, b, parent, weight=None, *, rho=1) -> Array:
     tol = _zero_tol(a, tree.n, xp) if rho == 1 else None
     g = arrs["w"] * _dpow(phi, rho, tol, xp)  # per edge, pre-order positions
     # root-path sums: P[t] = sum of g[s] over s <= t < end[s] (ancestors of t, itself included)
-    started = _cumsum(g, xp)
+    started = cumsum_last(g, xp)
     # by_end0 starts with position 0 (the root, where g = 0): the cumulative sum then has a leading 0
-    ended = xp.take(_cumsum(xp.take(g, arrs["by_end0"], axis=-1), xp), arrs["n_ended"], axis=-1)
+    ended = xp.take(cumsum_last(xp.take(g, arrs["by_end0"], axis=-1), xp), arrs["n_ended"], axis=-1)
     path = started - ended
     grad = xp.take(path, arrs["tin"], axis=-1)
     if k < tree.n:

@@ -196,7 +196,10 @@ def test_triangle_inequality(x, metric):
     # M[i, k] <= M[i, j] + M[j, k] for all i, j, k
     lhs = M[:, None, :]
     rhs = M[:, :, None] + M[None, :, :]
-    assert np.all(lhs <= rhs + 1e-9 * (1 + M.max()))
+    # the GEMM form of the euclidean distance is accurate to ~sqrt(eps) * spread for
+    # near-coincident points (documented in cost_matrix); the other metrics are exact-ish
+    tol = 3 * np.sqrt(np.finfo(float).eps) if metric == "euclidean" else 1e-9
+    assert np.all(lhs <= rhs + tol * (1 + M.max()))
 
 
 # ---- label costs ----------------------------------------------------------------------

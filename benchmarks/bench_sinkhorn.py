@@ -1,0 +1,219 @@
+"""asv benchmarks of otcore.sinkhorn (scaling / log, single pair / batched, float32 / float64).
+
+``track_*`` methods return speed ratios measured in the same process against POT
+(interleaved, min of several repeats, CPU time on one BLAS thread), so they stay
+meaningful on a shared machine:
+
+- ``track_single_time_ratio_vs_pot``: our time / POT ``ot.sinkhorn2`` time, one pair
+  n = m = 1000, 100 fixed iterations (target <= 1.0);
+- ``track_batched_speedup_vs_pot_loop``: POT looped over pairs / ours, N = 4096 pairs of
+  100 bins, 50 iterations (target >= 20; the POT loop is timed on 256 pairs and scaled);
+- ``track_log_time_ratio_vs_scaling``: log-stable / scaling, n = 1000, reg = 1e-2, cost
+  max 1, run to tol 1e-9 (target <= 1.5).
+
+cupy variants skip (``NotImplementedError`` in ``setup``) without a CUDA device.
+"""
+
+import contextlib
+import time
+import timeit
+import warnings
+
+import numpy as np
+
+from benchmarks._problems import batch_problem, euclidean_problem
+from otcore.sinkhorn import sinkhorn, sinkhorn2
+
+try:
+    import ot
+except ImportError:  # pragma: no cover
+    ot = None
+
+
+def _cupy():
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+    except Exception:
+        pass
+    raise NotImplementedError("cupy with a CUDA device not available")
+
+
+def _single_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+
+
+def _interleaved(fa, fb, rounds=3, repeat=3, cpu=True):
+    """Min times of fa and fb, measured alternately.
+
+    ``cpu=True``: CPU time on one BLAS thread, which measures the work done and is
+    robust to other jobs on a shared machine (wall-clock ratios there drift by a
+    factor of 2 or more). ``cpu=False``: wall-clock (for GPU runs).
+    """
+    ta, tb = [], []
+    timer = time.process_time if cpu else time.perf_counter
+    with _single_thread() if cpu else contextlib.nullcontext():
+        for _ in range(rounds):
+            ta.append(min(timeit.repeat(fa, repeat=repeat, number=1, timer=timer)))
+            tb.append(min(timeit.repeat(fb, repeat=repeat, number=1, timer=timer)))
+    return min(ta), min(tb)
+
+
+def _single(n, dtype, seed=0):
+    a, b, M = euclidean_problem(n, seed=seed)
+    M = M / M.max()
+    return a.astype(dtype), b.astype(dtype), M.astype(dtype)
+
+
+class TimeSinkhornSingle:
+    """One pair, n = m bins, 100 fixed iterations (Algorithm 1)."""
+
+    params = ([100, 1000], ["scaling", "log"], [1e-1, 1e-2], ["float64", "float32"])
+    param_names = ["bins", "method", "reg", "dtype"]
+
+    def setup(self, n, method, reg, dtype):
+        self.a, self.b, self.M = _single(n, np.dtype(dtype))
+
+    def time_sinkhorn2_fixed(self, n, method, reg, dtype):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sinkhorn2(self.a, self.b, self.M, reg, n_iter=100, tol=None, method=method)
+
+
+class TimeSinkhornBatched:
+    """N pairs of k-bin histograms, one shared cost, 50 fixed iterations."""
+
+    params = ([256, 4096], ["scaling", "log"], [1e-1, 1e-2], ["float64", "float32"])
+    param_names = ["pairs", "method", "reg", "dtype"]
+
+    def setup(self, N, method, reg, dtype):
+        self.a, self.b, self.M = batch_problem(N, 100, dtype=np.dtype(dtype))
+
+    def time_sinkhorn_batched_fixed(self, N, method, reg, dtype):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sinkhorn(self.a, self.b, self.M, reg, n_iter=50, tol=None, method=method)
+
+    def peakmem_sinkhorn_batched_fixed(self, N, method, reg, dtype):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sinkhorn(self.a, self.b, self.M, reg, n_iter=50, tol=None, method=method)
+
+
+class TimeSinkhornTolerance:
+    """Run to tol = 1e-9: n = 1000, cost max 1 (POT's stabilised method fails at 1e-2)."""
+
+    params = ([1e-1, 1e-2], ["scaling", "log"])
+    param_names = ["reg", "method"]
+    timeout = 300
+
+    def setup(self, reg, method):
+        self.a, self.b, self.M = _single(1000, np.float64)
+
+    def time_sinkhorn_to_tol(self, reg, method):
+        sinkhorn(self.a, self.b, self.M, reg, tol=1e-9, method=method)
+
+
+class TrackSinkhornRatios:
+    """Speed ratios against POT and between our methods, measured in one process."""
+
+    timeout = 600
+
+    def setup(self):
+        if ot is None:  # pragma: no cover
+            raise NotImplementedError("POT not installed")
+        self.single = _single(1000, np.float64)
+        self.batch = batch_problem(4096, 100)
+
+    def track_single_time_ratio_vs_pot(self):
+        a, b, M = self.single
+
+        def ours():
+            sinkhorn2(a, b, M, 0.1, n_iter=100, tol=None, method="scaling")
+
+        def pot():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ot.sinkhorn2(a, b, M, 0.1, method="sinkhorn", numItermax=100, stopThr=0.0)
+
+        t_ours, t_pot = _interleaved(ours, pot, rounds=5, repeat=5)
+        return t_ours / t_pot
+
+    track_single_time_ratio_vs_pot.unit = "ratio"
+
+    def track_batched_speedup_vs_pot_loop(self):
+        a, b, M = self.batch
+        sub = 256
+
+        def ours():
+            sinkhorn(a, b, M, 0.1, n_iter=50, tol=None, method="scaling")
+
+        def pot():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for i in range(sub):
+                    ot.sinkhorn2(a[i], b[i], M, 0.1, method="sinkhorn", numItermax=50, stopThr=0.0)
+
+        t_ours, t_pot = _interleaved(ours, pot, rounds=2, repeat=2)
+        return t_pot * (a.shape[0] / sub) / t_ours
+
+    track_batched_speedup_vs_pot_loop.unit = "ratio"
+
+    def track_log_time_ratio_vs_scaling(self):
+        a, b, M = self.single
+
+        def log():
+            r = sinkhorn(a, b, M, 1e-2, tol=1e-9, method="log")
+            assert r.converged
+
+        def scaling():
+            sinkhorn(a, b, M, 1e-2, tol=1e-9, method="scaling")
+
+        t_log, t_sc = _interleaved(log, scaling, rounds=2, repeat=1)
+        return t_log / t_sc
+
+    track_log_time_ratio_vs_scaling.unit = "ratio"
+
+
+class TimeSinkhornCupy:
+    """The batched case on the GPU (cupy); skipped without a CUDA device."""
+
+    params = (["scaling", "log"], ["float64", "float32"])
+    param_names = ["method", "dtype"]
+
+    def setup(self, method, dtype):
+        cp = _cupy()
+        a, b, M = batch_problem(4096, 100, dtype=np.dtype(dtype))
+        self.cp = cp
+        self.a, self.b, self.M = cp.asarray(a), cp.asarray(b), cp.asarray(M)
+
+    def time_sinkhorn_batched_cupy(self, method, dtype):
+        r = sinkhorn(self.a, self.b, self.M, 0.1, n_iter=50, tol=None, method=method)
+        self.cp.cuda.Device().synchronize()
+        return r
+
+    def track_batched_speedup_vs_pot_numpy(self, method, dtype):
+        a, b, M = (self.cp.asnumpy(x) for x in (self.a, self.b, self.M))
+        sub = 256
+
+        def gpu():
+            sinkhorn(self.a, self.b, self.M, 0.1, n_iter=50, tol=None, method=method)
+            self.cp.cuda.Device().synchronize()
+
+        def pot():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for i in range(sub):
+                    ot.sinkhorn2(a[i], b[i], M, 0.1, method="sinkhorn", numItermax=50, stopThr=0.0)
+
+        t_gpu, t_pot = _interleaved(gpu, pot, rounds=2, repeat=2, cpu=False)
+        return t_pot * (a.shape[0] / sub) / t_gpu
+
+    track_batched_speedup_vs_pot_numpy.unit = "ratio"

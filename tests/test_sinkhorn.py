@@ -1,0 +1,434 @@
+"""Tests of otcore.sinkhorn against POT, exact EMD, finite differences and Algorithm 1."""
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ot
+from otcore._validate import ConvergenceWarning
+from otcore.sinkhorn import SINKHORN_METHODS, SinkhornResult, sinkhorn, sinkhorn2
+from tests._helpers import asxp, assert_namespace, random_histograms, xp_assert_close
+
+
+def problem(n=8, m=None, *, N=None, seed=0, zeros=0):
+    rng = np.random.default_rng(seed)
+    m = n if m is None else m
+    x = rng.random((n, 2))
+    y = rng.random((m, 2))
+    M = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1))
+    M /= M.max()
+    sa = (n,) if N is None else (N, n)
+    sb = (m,) if N is None else (N, m)
+    return random_histograms(rng, sa, zeros), random_histograms(rng, sb), M
+
+
+def alg1(a, b, M, reg, n_iter):
+    """Seed 000, Algorithm 1, verbatim (lambda = 1/reg, one pair, row-vector form)."""
+    K = np.exp(-M / reg)
+    KM = K * M
+    u = np.ones((1, len(a))) / len(a)
+    for _ in range(n_iter):
+        u = a / ((b / (u @ K)) @ K.T)
+    v = b / (u @ K)
+    loss = np.sum(u * (v @ KM.T))
+    alpha = np.log(u) * reg
+    return loss, (alpha - alpha.mean())[0]
+
+
+# --------------------------------------------------------------------------- references
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+@pytest.mark.parametrize("reg", [1.0, 0.1, 0.03])
+def test_matches_pot(method, reg):
+    a, b, M = problem(12, 9, seed=1)
+    res = sinkhorn(a, b, M, reg, method=method, tol=1e-13, n_iter=20000)
+    assert res.converged and res.method == method
+    P = ot.sinkhorn(a, b, M, reg, stopThr=1e-15, numItermax=20000)
+    np.testing.assert_allclose(res.plan, P, rtol=1e-8, atol=1e-8 * P.max())
+    np.testing.assert_allclose(res.cost, np.sum(P * M), rtol=1e-8)
+    np.testing.assert_allclose(
+        sinkhorn2(a, b, M, reg, method=method, tol=1e-13),
+        ot.sinkhorn2(a, b, M, reg, stopThr=1e-15, numItermax=20000),
+        rtol=1e-8,
+    )
+    # reg_cost = <P, M> + reg * sum P (log P - 1)
+    ent = np.sum(P * (np.log(P) - 1))
+    np.testing.assert_allclose(res.reg_cost, np.sum(P * M) + reg * ent, rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_fixed_iterations_is_algorithm_1(method):
+    a, b, M = problem(10, seed=2)
+    for n_iter in (1, 7, 50):
+        loss, grad = alg1(a, b, M, 0.1, n_iter)
+        res = sinkhorn(a, b, M, 0.1, n_iter=n_iter, tol=None, method=method)
+        assert res.n_iter == n_iter
+        np.testing.assert_allclose(res.cost, loss, rtol=1e-12)
+        np.testing.assert_allclose(res.grad, grad, rtol=1e-10, atol=1e-13)
+
+
+def test_small_reg_approaches_emd():
+    a, b, M = problem(10, seed=3)
+    exact = ot.emd2(a, b, M)
+    errs = []
+    for reg in (1e-1, 1e-2, 2e-3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = sinkhorn(a, b, M, reg, eps_scaling=True, tol=1e-9, n_iter=20000)
+        errs.append(abs(float(res.cost) - exact))
+    assert errs[-1] < 2e-3 * exact + 1e-4
+    assert errs[0] >= errs[-1]
+
+
+def test_grad_tends_to_centered_exact_dual():
+    # a nondegenerate problem: random costs, generic masses -> unique duals
+    rng = np.random.default_rng(4)
+    n = 6
+    M = rng.random((n, n))
+    a = random_histograms(rng, (n,))
+    b = random_histograms(rng, (n,))
+    _, log = ot.emd(a, b, M, log=True)
+    u = log["u"] - log["u"].mean()
+    res = sinkhorn(a, b, M, 1e-3, eps_scaling=True, tol=1e-10, n_iter=50000)
+    assert res.converged and res.method == "log"
+    np.testing.assert_allclose(res.grad, u, atol=2e-2)
+    coarse = sinkhorn(a, b, M, 1e-1, tol=1e-10)
+    assert np.abs(res.grad - u).max() < np.abs(coarse.grad - u).max()
+
+
+# --------------------------------------------------------------------------- Frogner gradient
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_gradient_finite_differences(method):
+    a, b, M = problem(7, 6, seed=5)
+    reg = 0.1
+    kw = dict(method=method, tol=1e-14, n_iter=50000)
+    res = sinkhorn(a, b, M, reg, **kw)
+    rng = np.random.default_rng(0)
+    h = 1e-5
+    for _ in range(4):
+        d = rng.standard_normal(a.shape)
+        d -= d.mean()  # zero-sum direction: stays on the simplex
+        fp = float(sinkhorn(a + h * d, b, M, reg, **kw).reg_cost)
+        fm = float(sinkhorn(a - h * d, b, M, reg, **kw).reg_cost)
+        fd = (fp - fm) / (2 * h)
+        np.testing.assert_allclose(fd, float(res.grad @ d), rtol=1e-6)
+
+
+def test_full_numerical_gradient_minus_grad_is_constant():
+    # seed 000: the numerical gradient of the loss minus ``grad`` is c * 1. Off the
+    # simplex the loss is extended by renormalising a (the masses must match).
+    a, b, M = problem(6, seed=6)
+    reg = 0.2
+
+    def loss(x):
+        return float(sinkhorn(x / x.sum(), b, M, reg, tol=1e-14, n_iter=50000).reg_cost)
+
+    h = 1e-6
+    num = np.array([(loss(a + h * e) - loss(a - h * e)) / (2 * h) for e in np.eye(len(a))])
+    diff = num - sinkhorn(a, b, M, reg, tol=1e-14).grad
+    np.testing.assert_allclose(diff, np.full_like(diff, diff.mean()), atol=1e-7)
+    assert abs(sinkhorn(a, b, M, reg).grad.sum()) < 1e-12
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_batch_equals_per_pair(method):
+    a, b, M = problem(9, 7, N=5, seed=7)
+    res = sinkhorn(a, b, M, 0.05, method=method)
+    assert res.cost.shape == (5,) and res.f.shape == (5, 9) and res.g.shape == (5, 7)
+    assert res.plan.shape == (5, 9, 7)
+    for i in range(5):
+        r = sinkhorn(a[i], b[i], M, 0.05, method=method)
+        np.testing.assert_allclose(res.cost[i], r.cost, rtol=1e-9)
+        np.testing.assert_allclose(res.reg_cost[i], r.reg_cost, rtol=1e-9)
+        np.testing.assert_allclose(res.grad[i], r.grad, rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(res.plan[i], r.plan, rtol=1e-7, atol=1e-12)
+    # fixed-iteration mode: the same iterates, exactly
+    fx = sinkhorn(a, b, M, 0.05, n_iter=20, tol=None, method=method)
+    for i in range(5):
+        r = sinkhorn(a[i], b[i], M, 0.05, n_iter=20, tol=None, method=method)
+        np.testing.assert_allclose(fx.cost[i], r.cost, rtol=1e-12)
+        np.testing.assert_allclose(fx.grad[i], r.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_one_a_against_many_b_and_nd_batch():
+    a, b, M = problem(6, N=6, seed=8)
+    res = sinkhorn(a[0], b, M, 0.1)
+    assert res.cost.shape == (6,)
+    for i in range(6):
+        np.testing.assert_allclose(res.cost[i], sinkhorn(a[0], b[i], M, 0.1).cost, rtol=1e-9)
+    r2 = sinkhorn(a.reshape(2, 3, 6), b.reshape(2, 3, 6), M, 0.1)
+    assert r2.cost.shape == (2, 3) and r2.grad.shape == (2, 3, 6)
+    assert r2.marginal_error.shape == (2, 3)
+    np.testing.assert_allclose(r2.cost.reshape(-1), sinkhorn(a, b, M, 0.1).cost, rtol=1e-12)
+    # unbatched results are 0-d arrays
+    r0 = sinkhorn(a[0], b[0], M, 0.1)
+    assert r0.cost.shape == () and r0.marginal_error.shape == ()
+
+
+def test_heterogeneous_batch_small_reg_uses_pair_kernels():
+    # at reg = 1e-3 the pairs' potentials are too different for one shared kernel;
+    # the log method continues with per-pair kernels and matches per-pair runs
+    a, b, M = problem(8, N=3, seed=9)
+    kw = dict(method="log", tol=1e-9, n_iter=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = sinkhorn(a, b, M, 3e-4, **kw)
+        singles = [sinkhorn(a[i], b[i], M, 3e-4, **kw) for i in range(3)]
+    for i, r in enumerate(singles):
+        np.testing.assert_allclose(res.cost[i], r.cost, rtol=1e-7)
+        np.testing.assert_allclose(res.grad[i], r.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_plan_marginals():
+    a, b, M = problem(10, 8, N=4, seed=10)
+    for tol in (1e-6, 1e-10):
+        res = sinkhorn(a, b, M, 0.05, tol=tol)
+        P = res.plan
+        assert res.converged
+        np.testing.assert_allclose(P.sum(-2), b, atol=1e-12)  # last update: v, exact
+        rel = np.abs(P.sum(-1) - a).sum(-1) / a.sum(-1)
+        assert np.all(rel <= tol)
+        np.testing.assert_allclose(rel, res.marginal_error, rtol=1e-6, atol=1e-15)
+        np.testing.assert_allclose(res.cost, (P * M).sum((-2, -1)), rtol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 7),
+    m=st.integers(1, 7),
+    reg=st.floats(0.02, 5.0),
+    seed=st.integers(0, 2**16),
+    method=st.sampled_from(["scaling", "log"]),
+)
+def test_property_marginals_and_bounds(n, m, reg, seed, method):
+    a, b, M = problem(n, m, N=2, seed=seed)
+    res = sinkhorn(a, b, M, reg, method=method, tol=1e-9, n_iter=20000)
+    assert res.converged
+    P = res.plan
+    np.testing.assert_allclose(P.sum(-2), b, atol=1e-12)
+    assert np.all(np.abs(P.sum(-1) - a).sum(-1) <= 1e-9 + 1e-15)
+    # <P, M> lies between the exact EMD and the cost of the independent plan
+    for i in range(2):
+        lo = ot.emd2(a[i], b[i], M)
+        hi = a[i] @ M @ b[i]
+        assert lo - 1e-9 <= res.cost[i] <= hi + 1e-9
+    np.testing.assert_allclose(res.grad.sum(-1), 0.0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def test_zero_mass_bins():
+    a, b, M = problem(8, 7, seed=11)
+    a[[1, 4]] = 0.0
+    b[2] = 0.0
+    a /= a.sum()
+    b /= b.sum()
+    for method in ("scaling", "log"):
+        res = sinkhorn(a, b, M, 0.05, method=method)
+        for x in (res.f, res.g, res.grad, res.cost, res.reg_cost, res.plan):
+            assert np.all(np.isfinite(x))
+        assert np.all(res.plan[[1, 4], :] == 0) and np.all(res.plan[:, 2] == 0)
+        # Cuturi drops zero bins: same as POT on the reduced problem
+        ia, ib = a > 0, b > 0
+        P = ot.sinkhorn(a[ia], b[ib], M[np.ix_(ia, ib)], 0.05, stopThr=1e-14, numItermax=10000)
+        np.testing.assert_allclose(res.plan[np.ix_(ia, ib)], P, rtol=1e-6, atol=1e-10)
+        # the zero-bin potential is the c-transform of g
+        ct = -0.05 * np.log(np.exp((res.g[ib] - M[np.ix_([1], ib)]) / 0.05).sum())
+        np.testing.assert_allclose(res.f[1], ct, rtol=1e-10)
+    # fixed-iteration mode with one-hot targets (the training use of seed 000)
+    y = np.zeros(8)
+    y[3] = 1.0
+    p = random_histograms(np.random.default_rng(0), (8,))
+    line = np.abs(np.subtract.outer(np.arange(8), np.arange(8))) / 7.0
+    r = sinkhorn(p, y, line, 0.1, n_iter=50, tol=None)
+    assert np.all(np.isfinite(r.grad)) and np.all(np.isfinite(r.g))
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("reg", [1e-4, 1e-2, 1.0, 1e2])
+def test_no_nan_or_inf_over_ranges(scale, reg):
+    a, b, M = problem(6, N=2, seed=12, zeros=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = sinkhorn(a, b, M * scale, reg, n_iter=300)
+        fixed = sinkhorn(a, b, M * scale, reg, n_iter=30, tol=None)
+    for r in (res, fixed):
+        for x in (r.cost, r.reg_cost, r.f, r.g, r.grad, r.marginal_error, r.plan):
+            assert np.all(np.isfinite(x)), (r.method, x)
+
+
+def test_auto_method_choice():
+    a, b, M = problem(6, seed=13)
+    assert sinkhorn(a, b, M, 0.1).method == "scaling"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert sinkhorn(a, b, M, 1e-3, n_iter=10).method == "log"
+        assert sinkhorn(a, b, M, 1e-3, eps_scaling=3, n_iter=10).method == "log"
+    # scaling that underflows falls back to the log method with a warning
+    with pytest.warns(RuntimeWarning, match="switched to method='log'"):
+        r = sinkhorn(a, b, M * 1e3, 1e-1, method="scaling", n_iter=20, tol=None)
+    assert r.method == "log" and np.all(np.isfinite(r.grad))
+
+
+def test_float32():
+    a, b, M = problem(10, N=3, seed=14)
+    a32, b32, M32 = (x.astype(np.float32) for x in (a, b, M))
+    for method in ("scaling", "log"):
+        res = sinkhorn(a32, b32, M32, 0.05, method=method, tol=1e-5)
+        ref = sinkhorn(a, b, M, 0.05, method=method, tol=1e-5)
+        assert res.cost.dtype == np.float32 and res.grad.dtype == np.float32
+        assert res.converged
+        np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-4)
+        np.testing.assert_allclose(res.grad, ref.grad, atol=1e-4)
+    # reg >= 1e-2 * max(M): no NaN/inf in float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = sinkhorn(a32, b32, M32 * 100, 1.0, n_iter=200)
+    assert r.method == "log"
+    for x in (r.cost, r.reg_cost, r.f, r.g, r.grad, r.plan):
+        assert x.dtype == np.float32 and np.all(np.isfinite(x))
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_namespaces(xp, method):
+    a, b, M = problem(7, 5, N=3, seed=15)
+    a[0, 2] = 0.0
+    a[0] /= a[0].sum()
+    ref = sinkhorn(a, b, M, 0.1, method=method)
+    res = sinkhorn(asxp(xp, a), asxp(xp, b), asxp(xp, M), 0.1, method=method)
+    for name in ("cost", "reg_cost", "f", "g", "grad", "marginal_error"):
+        xp_assert_close(getattr(res, name), getattr(ref, name), xp=xp, rtol=1e-9, atol=1e-13)
+    xp_assert_close(res.plan, ref.plan, xp=xp, rtol=1e-9, atol=1e-14)
+    assert res.converged is True and res.n_iter == ref.n_iter
+    fx = sinkhorn(asxp(xp, a), asxp(xp, b), asxp(xp, M), 0.1, n_iter=15, tol=None, method=method)
+    assert_namespace(fx.grad, xp)
+    xp_assert_close(fx.grad, sinkhorn(a, b, M, 0.1, n_iter=15, tol=None, method=method).grad,
+                    rtol=1e-10, atol=1e-14)
+
+
+def test_torch_tensors_stay_torch():
+    torch = pytest.importorskip("torch")
+    a, b, M = problem(6, N=2, seed=16)
+    at = torch.tensor(a, requires_grad=True)
+    res = sinkhorn(at.detach(), torch.tensor(b), torch.tensor(M), 0.1, n_iter=20, tol=None)
+    assert isinstance(res.cost, torch.Tensor) and isinstance(res.grad, torch.Tensor)
+    assert res.grad.dtype == torch.float64
+
+
+def test_jax_jit_fixed_iterations():
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    a, b, M = problem(6, N=3, seed=17)
+    a32, b32, M32 = (x.astype(np.float32) for x in (a, b, M))
+
+    for method in ("auto", "scaling", "log"):
+
+        @jax.jit
+        def run(a, b, M):
+            r = sinkhorn(a, b, M, 0.1, n_iter=25, tol=None, method=method)
+            return r.cost, r.grad, r.converged, r.marginal_error
+
+        cost, grad, conv, err = run(jnp.asarray(a32), jnp.asarray(b32), jnp.asarray(M32))
+        ref = sinkhorn(a32, b32, M32, 0.1, n_iter=25, tol=None, method=method)
+        np.testing.assert_allclose(np.asarray(cost), ref.cost, rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(grad), ref.grad, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(err), ref.marginal_error, rtol=1e-2, atol=1e-6)
+        assert np.asarray(conv).shape == ()
+    with pytest.raises(ValueError, match="tol=None"):
+        jax.jit(lambda a, b, M: sinkhorn(a, b, M, 0.1).cost)(
+            jnp.asarray(a32), jnp.asarray(b32), jnp.asarray(M32)
+        )
+
+
+# --------------------------------------------------------------------------- warnings, API
+
+
+def test_convergence_warning():
+    a, b, M = problem(10, seed=18)
+    with pytest.warns(ConvergenceWarning, match="n_iter"):
+        res = sinkhorn(a, b, M, 0.01, n_iter=20)
+    assert res.converged is False and res.n_iter == 20
+    assert issubclass(ConvergenceWarning, RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sinkhorn(a, b, M, 0.01, n_iter=20, warn=False)
+        r = sinkhorn(a, b, M, 0.01, n_iter=20, tol=None)  # fixed budget: never warns
+    assert r.converged is False
+
+
+def test_result_record():
+    a, b, M = problem(5, seed=19)
+    res = sinkhorn(a, b, M, 0.1)
+    assert isinstance(res, SinkhornResult)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.cost = 0
+    assert "_M" not in repr(res)
+    assert set(SINKHORN_METHODS) == {"auto", "scaling", "log"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(reg=0.0), "reg"),
+        (dict(reg=-1.0), "reg"),
+        (dict(reg=float("nan")), "reg"),
+        (dict(reg=float("inf")), "reg"),
+        (dict(n_iter=0), "n_iter"),
+        (dict(tol=-1e-3), "tol"),
+        (dict(method="fast"), "method"),
+        (dict(tol=None), "n_iter"),
+        (dict(tol=None, n_iter=5, eps_scaling=True), "eps_scaling"),
+        (dict(eps_scaling=0), "eps_scaling"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    a, b, M = problem(4, seed=20)
+    kw = dict(reg=0.1)
+    kw.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        sinkhorn(a, b, M, **kw)
+
+
+def test_bad_histograms():
+    a, b, M = problem(4, seed=21)
+    with pytest.raises(ValueError, match="same total mass"):
+        sinkhorn(a, 2 * b, M, 0.1)
+    with pytest.raises(ValueError, match="M"):
+        sinkhorn(a, b, M[:3], 0.1)
+    with pytest.raises(ValueError, match="negative"):
+        sinkhorn(-a, b, M, 0.1)
+    with pytest.raises(TypeError, match="n_iter"):
+        sinkhorn(a, b, M, 0.1, n_iter=2.5)
+    with pytest.raises(TypeError, match="eps_scaling"):
+        sinkhorn(a, b, M, 0.1, eps_scaling=0.5)
+    with pytest.raises(ValueError, match="batch"):
+        sinkhorn(np.tile(a, (2, 1)), np.tile(b, (3, 1)), M, 0.1)
+
+
+def test_log_absorb_check_interval_gpu_path():
+    # on a GPU the log method reads the absorption test every 10 iterations only
+    # (one sync per read); same iterates as checking every iteration (the host path)
+    import array_api_compat.numpy as xp
+
+    from otcore.sinkhorn import _run_log_batched
+
+    a, b, M = problem(9, N=4, seed=22)
+    out = [
+        _run_log_batched(xp, a, b, M, 0.01, 400, None, "cpu", absorb_every=k) for k in (1, 10)
+    ]
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out[0][2], out[1][2], rtol=1e-10)

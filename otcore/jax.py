@@ -170,24 +170,46 @@ def _zeros(tree):
 
 
 # --------------------------------------------------------------------------- Sinkhorn
-def _sinkhorn_run(pred, target, M, reg, n_iter, tol):
+def _sinkhorn_run(pred, target, M, reg, n_iter, tol, method="auto"):
     from otcore.sinkhorn import sinkhorn
 
     with _names("sinkhorn_loss", "a = pred, b = target"):
-        return sinkhorn(pred, target, M, reg, n_iter=n_iter, tol=tol)
+        return sinkhorn(pred, target, M, reg, n_iter=n_iter, tol=tol, method=method)
+
+
+def _static_method(M, reg) -> str:
+    """The core's ``method="auto"`` choice, made here while ``M`` is still concrete.
+
+    Inside ``jit`` the core cannot read the cost and must take the log method;
+    a concrete ``M`` (a constant closed over, or any call outside ``jit``)
+    lets the scaling method run when it cannot overflow (same rule as
+    ``"auto"``), which under ``jit`` is about 2x faster per step.
+    """
+    if _traced(M):
+        return "auto"
+    from otcore.sinkhorn import _AUTO_RATIO
+
+    Mh = np.asarray(M)
+    if Mh.size == 0 or not np.all(np.isfinite(Mh)):
+        return "auto"
+    limit = _AUTO_RATIO.get(str(Mh.dtype))
+    if limit is None:
+        return "auto"
+    spread = float(Mh.max() - Mh.min())
+    return "scaling" if spread / reg <= limit else "log"
 
 
 def _sinkhorn_value(res, value):
     return res.cost if value == "sinkhorn" else res.reg_cost
 
 
-def _make_sinkhorn(reg, n_iter, tol, value):
+def _make_sinkhorn(reg, n_iter, tol, value, method="auto"):
     @jax.custom_vjp
     def fn(pred, target, M):
-        return _sinkhorn_value(_sinkhorn_run(pred, target, M, reg, n_iter, tol), value)
+        return _sinkhorn_value(_sinkhorn_run(pred, target, M, reg, n_iter, tol, method), value)
 
     def fwd(pred, target, M):
-        res = _sinkhorn_run(pred, target, M, reg, n_iter, tol)
+        res = _sinkhorn_run(pred, target, M, reg, n_iter, tol, method)
         return _sinkhorn_value(res, value), (res.grad, _center(res.g), M)
 
     def bwd(resid, gout):
@@ -231,8 +253,9 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
     pred, target = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
+    method = _static_method(M, reg)
     pred, target, M = _stage(pred, target, M)
-    loss = _make_sinkhorn(reg, n_iter, tol, value)(pred, target, M)
+    loss = _make_sinkhorn(reg, n_iter, tol, value, method)(pred, target, M)
     return _reduce(loss, reduction)
 
 

@@ -22,6 +22,7 @@ Public names: :func:`sinkhorn`, :func:`sinkhorn2`, :class:`SinkhornResult`,
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -192,6 +193,231 @@ def _scaling_numpy(a, b, K, n_iter, tol):
     return u, v, uK, Kv, n_iter, err
 
 
+# ---------------------------------------------------------------------------
+# fused fixed-iteration kernel (optional numba)
+# ---------------------------------------------------------------------------
+
+# The fused kernel runs when numba is installed (the ``fast`` extra), the
+# input is numpy (or a CPU torch tensor's numpy view), the mode is
+# fixed-iteration scaling, and the problem is small: at most this many
+# kernel entries n * m (above it BLAS matrix products are faster; measured
+# crossover on 2 cores: fused 0.13x the time at N=100, n=m=4; 0.7-0.8x at
+# n=m=32; 1.4x at N=256, n=m=64; 2.2x at N=4096, n=m=100).
+_FUSED_MAX_NM = 1024
+# ... and for one pair (no batch to vectorise over; BLAS gemv wins earlier).
+_FUSED_MAX_NM_ONE = 256
+# Pairs processed together in the fused kernel (its buffers stay in L1/L2).
+_FUSED_BLOCK = 128
+# Relative tolerance on equal totals (as otcore._validate.mass_rtol) and the
+# dtype's machine epsilon.
+_MASS_RTOL = {"float64": (1e-6, 2.0**-52), "float32": (1e-4, 2.0**-23)}
+# None: not tried yet; False: numba unavailable or disabled.
+_fused = None
+
+
+def _fused_scaling_py(a, b, M, reg, n_iter, max_ratio, mass_tol, out):
+    """Algorithm 1 plus the result's post-processing, fused, for numba.
+
+    Exactly the iterates of :func:`_scaling_numpy` (``K = exp(-(M - min M) /
+    reg)``; ``u = 1/n``; ``n_iter`` times ``v = b / (u K)``, ``u = a / (K
+    v)``; then ``v = b / (u K)``), in the dtype of the input, pairs
+    innermost (vectorised over the batch). ``out`` (flat, see
+    :func:`_run_fused`) receives ``cost, reg_cost, err, f, g, grad, a > 0,
+    b > 0``. Returns ``(status, max_err)``: status 0 done, 1 not run
+    (``(max(M) - min(M)) / reg > max_ratio``: use the log method), 2 a
+    non-finite value (under/overflow), 3 not run (the inputs need the full
+    checks of :func:`otcore._validate.check_histograms`).
+    """
+    N, n = a.shape
+    m = b.shape[1]
+    dt = a.dtype
+    # accept-only input checks (those of check_histograms): finite non-negative
+    # masses and costs, positive totals, equal totals within mass_rtol less a
+    # margin for the summation order; anything else: status 3
+    m0 = M[0, 0]
+    m1 = M[0, 0]
+    for i in range(n):
+        for j in range(m):
+            x = M[i, j]
+            if not (x >= 0 and x < np.inf):  # also False for NaN
+                return 3, 0.0
+            m0 = min(m0, x)
+            m1 = max(m1, x)
+    big = np.finfo(dt).max / 2
+    for p in range(N):
+        sa = 0.0
+        for i in range(n):
+            x = a[p, i]
+            if not x >= 0:
+                return 3, 0.0
+            sa += x
+        sb = 0.0
+        for j in range(m):
+            x = b[p, j]
+            if not x >= 0:
+                return 3, 0.0
+            sb += x
+        if not (0 < sa < big and 0 < sb < big and abs(sa - sb) <= mass_tol * max(sa, sb)):
+            return 3, 0.0
+    if (m1 - m0) / reg > max_ratio:
+        return 1, 0.0
+    K = np.empty((n, m), dtype=dt)
+    KM = np.empty((n, m), dtype=dt)
+    for i in range(n):
+        for j in range(m):
+            K[i, j] = np.exp((M[i, j] - m0) / -reg)
+            KM[i, j] = K[i, j] * M[i, j]
+    cost = out[0:N]
+    reg_cost = out[N : 2 * N]
+    err = out[2 * N : 3 * N]
+    o = 3 * N
+    f = out[o : o + N * n].reshape((N, n))
+    o += N * n
+    g = out[o : o + N * m].reshape((N, m))
+    o += N * m
+    grad = out[o : o + N * n].reshape((N, n))
+    o += N * n
+    apos = out[o : o + N * n].reshape((N, n))
+    o += N * n
+    bpos = out[o : o + N * m].reshape((N, m))
+    B = min(N, _FUSED_BLOCK)
+    aT = np.empty((n, B), dtype=dt)
+    bT = np.empty((m, B), dtype=dt)
+    u = np.empty((n, B), dtype=dt)
+    uK = np.empty((m, B), dtype=dt)
+    v = np.empty((m, B), dtype=dt)
+    Kv = np.empty((n, B), dtype=dt)
+    one_n = 1.0 / n
+    status = 0
+    max_err = 0.0
+    for p0 in range(0, N, B):
+        nb = min(B, N - p0)
+        for i in range(n):
+            for q in range(nb):
+                aT[i, q] = a[p0 + q, i]
+                u[i, q] = one_n
+        for j in range(m):
+            for q in range(nb):
+                bT[j, q] = b[p0 + q, j]
+        for it in range(n_iter + 1):
+            # v = b / (u K)
+            for j in range(m):
+                for q in range(nb):
+                    uK[j, q] = 0.0
+                for i in range(n):
+                    kij = K[i, j]
+                    for q in range(nb):
+                        uK[j, q] += u[i, q] * kij
+                for q in range(nb):
+                    v[j, q] = bT[j, q] / uK[j, q]
+            # K v, then u = a / (K v)
+            for i in range(n):
+                for q in range(nb):
+                    Kv[i, q] = 0.0
+                for j in range(m):
+                    kij = K[i, j]
+                    for q in range(nb):
+                        Kv[i, q] += kij * v[j, q]
+                if it < n_iter:
+                    for q in range(nb):
+                        u[i, q] = aT[i, q] / Kv[i, q]
+        # post-processing (as in _run_scaling and sinkhorn)
+        for q in range(nb):
+            p = p0 + q
+            e = 0.0
+            mass = 0.0
+            fa = 0.0
+            fs = 0.0
+            for i in range(n):
+                e += abs(u[i, q] * Kv[i, q] - aT[i, q])
+                mass += aT[i, q]
+                if aT[i, q] > 0:
+                    fi = reg * np.log(u[i, q])
+                    apos[p, i] = 1.0
+                else:
+                    fi = -reg * np.log(Kv[i, q])
+                    apos[p, i] = 0.0
+                fi += m0
+                f[p, i] = fi
+                fa += aT[i, q] * fi
+                fs += fi
+            fmean = fs / n
+            for i in range(n):
+                grad[p, i] = f[p, i] - fmean
+            gb = 0.0
+            gs = 0.0
+            mb = 0.0
+            c = 0.0
+            for j in range(m):
+                s = 0.0
+                for i in range(n):
+                    s += u[i, q] * KM[i, j]
+                c += s * v[j, q]
+                if bT[j, q] > 0:
+                    gj = reg * np.log(v[j, q])
+                    bpos[p, j] = 1.0
+                else:
+                    gj = -reg * np.log(uK[j, q])
+                    bpos[p, j] = 0.0
+                g[p, j] = gj
+                gb += bT[j, q] * gj
+                gs += gj
+                mb += bT[j, q]
+            cost[p] = c
+            reg_cost[p] = fa + gb - reg * mb
+            ep = e / mass
+            err[p] = ep
+            max_err = max(max_err, ep)
+            if not (abs(c) < np.inf and abs(fs) < np.inf and abs(gs) < np.inf and abs(fa + gb) < np.inf
+                    and abs(e) < np.inf):
+                status = 2
+    return status, max_err
+
+
+def _fused_kernel():
+    """The numba-compiled :func:`_fused_scaling_py`, or None without numba."""
+    global _fused
+    if _fused is None:
+        if os.environ.get("OTCORE_DISABLE_NUMBA", "") not in ("", "0"):
+            _fused = False
+        else:
+            try:
+                import numba
+            except ImportError:
+                _fused = False
+            else:
+                _fused = numba.njit(cache=True, error_model="numpy", nogil=True)(_fused_scaling_py)
+    return _fused or None
+
+
+def _run_fused(a, b, M, reg, n_iter, max_ratio):
+    """Fixed-iteration scaling through the fused kernel.
+
+    Returns None when the kernel does not apply (numba missing, or the log
+    method is needed), else ``(finite, max_err, cost, reg_cost, err, f, g,
+    grad, a_pos, b_pos)`` (views of one buffer).
+    """
+    kern = _fused_kernel()
+    if kern is None:
+        return None
+    N, n = a.shape
+    m = b.shape[1]
+    dt = a.dtype
+    # accept totals only a margin 4 (n + m + 1) eps inside the tolerance: the
+    # kernel's sequential double sums and check_histograms' sums then agree
+    rtol, eps = _MASS_RTOL[dt.name]
+    mass_tol = rtol - 4.0 * (n + m + 1) * eps
+    out = np.empty(N * (3 + 3 * n + 2 * m), dtype=dt)
+    status, max_err = kern(a, b, M, dt.type(reg), n_iter, max_ratio, mass_tol, out)
+    if status in (1, 3):
+        return None
+    o = 3 * N
+    views = [out[:N], out[N : 2 * N], out[2 * N : o]]
+    for k in (n, m, n, n, m):
+        views.append(out[o : o + N * k].reshape(N, k))
+        o += N * k
+    return (status == 0, max_err, *views)
+
 def _mm(xp, X, K):
     """``X @ K`` for X (N, n); one pair as a 1-D product (BLAS gemv, much faster)."""
     if X.shape[0] == 1:
@@ -211,7 +437,14 @@ def _scaling_xp(xp, a, b, K, n_iter, tol, dev):
     N, n = a.shape
     u = xp.full((N, n), 1.0 / n, dtype=a.dtype, device=dev)
     mass = xp.sum(a, axis=-1)
-    for it in range(1, n_iter + 1):
+    if tol is None and is_jax_array(a) and is_lazy(a):
+        # inside jax.jit: one traced loop body (lax.fori_loop) instead of an
+        # unrolled loop of 4 * n_iter operations: faster to compile and to run
+        from jax import lax
+
+        u = lax.fori_loop(0, n_iter, lambda _, u: a / _mmT(xp, b / _mm(xp, u, K), K), u)
+    unrolled = 0 if (tol is None and is_jax_array(a) and is_lazy(a)) else n_iter
+    for it in range(1, unrolled + 1):
         uK = _mm(xp, u, K)
         v = b / uK
         Kv = _mmT(xp, v, K)
@@ -553,8 +786,15 @@ def sinkhorn(
     entropic cost there is ``-inf``); it is the gradient entry of the
     KL(P | a⊗b)-regularised loss and keeps ``grad`` finite.
 
+    **Fused kernel.** With numba installed (the ``fast`` extra), a small
+    numpy problem (``n * m <= 1024``; 256 for one pair) in fixed-iteration
+    scaling mode runs the checks, the iterations and the post-processing in
+    one compiled call (same numbers to rounding; compiled on first use and
+    cached on disk). ``OTCORE_DISABLE_NUMBA=1`` turns it off.
+
     **Inside jax.jit** (``n_iter`` given, ``tol=None``): no value is read,
-    the loop is unrolled, the log method absorbs on a fixed schedule and
+    the scaling loop is a ``lax.fori_loop`` (the log method's is unrolled
+    and absorbs on a fixed schedule) and
     ``converged`` is a 0-d boolean array (marginal error <= 1e-6, float64).
     In fixed-iteration mode no warning is emitted.
 
@@ -585,6 +825,22 @@ def sinkhorn(
     >>> print(np.round(sinkhorn(a, B, M, 0.1).cost, 4))
     [0.   0.25 0.5 ]
     """
+    if (
+        tol is None
+        and type(n_iter) is int
+        and n_iter >= 1
+        and type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and type(M) is np.ndarray
+        and (method == "auto" or method == "scaling")
+        and eps_scaling is False
+        and (warn is True or warn is False)
+        and type(reg) in (float, int)
+        and 0 < reg < math.inf
+    ):
+        res = _sinkhorn_fused(a, b, M, float(reg), n_iter, method)
+        if res is not None:
+            return res
     xp, a, b, M = check_histograms(a, b, M)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1, allow_none=True)
@@ -703,6 +959,62 @@ def sinkhorn(
         _M=M,
         _a_pos=shp(xp.astype(a2 > 0, a2.dtype), (n,)),
         _b_pos=shp(xp.astype(b2 > 0, b2.dtype), (m,)),
+    )
+
+
+def _sinkhorn_fused(a, b, M, reg, n_iter, method):
+    """Fixed-iteration scaling of a small numpy problem in one fused kernel call.
+
+    ``a``, ``b``, ``M`` are numpy arrays, the other arguments valid. Returns
+    None when the kernel does not apply: other dtypes or shapes, broadcast
+    batches, a large problem, no numba, inputs that need the full checks,
+    ``"auto"`` needing the log method, or a non-finite value (the general
+    path then warns and switches to log).
+    """
+    dt = a.dtype
+    one = a.ndim == 1
+    if not (
+        (dt == np.float64 or dt == np.float32)
+        and b.dtype == dt
+        and M.dtype == dt
+        and a.ndim >= 1
+        and a.shape[:-1] == b.shape[:-1]
+        and M.shape == (a.shape[-1], b.shape[-1])
+        and 0 < M.size <= (_FUSED_MAX_NM_ONE if one or a.size == a.shape[-1] else _FUSED_MAX_NM)
+        and a.size > 0
+    ):
+        return None
+    batch = a.shape[:-1]
+    n, m = a.shape[-1], b.shape[-1]
+    N = math.prod(batch)
+    a2 = np.ascontiguousarray(a.reshape(N, n))
+    b2 = np.ascontiguousarray(b.reshape(N, m))
+    M = np.ascontiguousarray(M)
+    dname = "float32" if a.dtype == np.float32 else "float64"
+    max_ratio = _AUTO_RATIO[dname] if method == "auto" else math.inf
+    out = _run_fused(a2, b2, M, reg, n_iter, max_ratio)
+    if out is None or not out[0]:
+        return None
+    _, max_err, cost, reg_cost, err, f, g, grad, a_pos, b_pos = out
+    if len(batch) != 1:
+        cost, reg_cost, err = (x.reshape(batch) for x in (cost, reg_cost, err))
+        f, g, grad, a_pos, b_pos = (
+            x.reshape(batch + x.shape[-1:]) for x in (f, g, grad, a_pos, b_pos)
+        )
+    return SinkhornResult(
+        cost=cost,
+        reg_cost=reg_cost,
+        f=f,
+        g=g,
+        grad=grad,
+        n_iter=n_iter,
+        converged=bool(max_err <= _FIXED_TOL[dname]),
+        marginal_error=err,
+        method="scaling",
+        reg=reg,
+        _M=M,
+        _a_pos=a_pos,
+        _b_pos=b_pos,
     )
 
 

@@ -134,7 +134,9 @@ _USE_VIEWS = True
 def _to_core(x):
     """A CPU tensor as a zero-copy numpy view; anything else unchanged."""
     if _USE_VIEWS and isinstance(x, torch.Tensor) and _viewable(x):
-        return x.detach().resolve_neg().numpy()
+        if x.requires_grad:
+            x = x.detach()
+        return (x.resolve_neg() if x.is_neg() else x).numpy()
     return x
 
 
@@ -149,8 +151,8 @@ def _from_core(x):
     return torch.from_numpy(np.asarray(x))
 
 
-def _check_pair(pred, target, *, square: bool = True):
-    """Type, dtype, shape and value checks on pred/target; target cast to pred's dtype."""
+def _check_pair(pred, target, *, square: bool = True, values: bool = True):
+    """Type, dtype, shape and (``values``) value checks on pred/target; target cast to pred's dtype."""
     _check_tensor(pred, "pred")
     _check_tensor(target, "target")
     if square and pred.shape != target.shape:
@@ -167,8 +169,9 @@ def _check_pair(pred, target, *, square: bool = True):
         raise ValueError(f"target is on {target.device} but pred is on {pred.device}; move one of them")
     if target.dtype != pred.dtype:
         target = target.to(pred.dtype)
-    _check_masses(pred, "pred")
-    _check_masses(target, "target")
+    if values:
+        _check_masses(pred, "pred")
+        _check_masses(target, "target")
     return pred, target
 
 
@@ -223,24 +226,70 @@ def _scale(gout, grad, needed: bool):
 
 
 # --------------------------------------------------------------------------- Sinkhorn
+def _reduce_core(loss, reduction: str):
+    """Reduce a core result (numpy array or tensor) as a torch loss would."""
+    if reduction == "none":
+        return loss
+    if isinstance(loss, np.ndarray):  # ndarray.sum: far cheaper than np.mean
+        red = loss.sum()
+        return np.asarray(red / loss.size if reduction == "mean" else red)
+    return loss.mean() if reduction == "mean" else loss.sum()
+
+
 class _SinkhornFn(torch.autograd.Function):
+    """Sinkhorn loss with the reduction fused in (one autograd node).
+
+    The forward saves only what the backward needs: Frogner's gradient,
+    already divided by the batch size for ``reduction="mean"``, and the
+    centred ``g`` when ``target`` needs a gradient.
+    """
+
     @staticmethod
-    def forward(ctx, pred, target, M, reg, n_iter, tol, value, want_b):
+    def forward(ctx, pred, target, opts):
+        # the non-tensor arguments travel as one tuple (each argument of
+        # ``apply`` costs time in the forward and the backward); M gets no
+        # gradient, so it is not an input of the graph
+        M, reg, n_iter, tol, value, want_b, reduction, deferred = opts
         from otcore.sinkhorn import sinkhorn
 
-        with _names("sinkhorn_loss", "a = pred, b = target"):
+        try:
             res = sinkhorn(_to_core(pred), _to_core(target), _to_core(M), reg, n_iter=n_iter, tol=tol)
-        loss = _from_core(res.cost if value == "sinkhorn" else res.reg_cost)
-        gb = _center(_from_core(res.g)) if want_b else None
-        ctx.save_for_backward(_from_core(res.grad), gb)
-        return loss
+        except ValueError as exc:
+            if deferred:  # the adapter's own messages for NaN/negative masses first
+                _check_masses(pred, "pred")
+                _check_masses(target, "target")
+            raise ValueError(f"sinkhorn_loss: {exc} [a = pred, b = target]") from exc
+        loss = res.cost if value == "sinkhorn" else res.reg_cost
+        ga, gb = res.grad, (res.g if want_b else None)
+        scale = 1.0
+        if reduction == "mean":
+            size = 1
+            for k in loss.shape:
+                size *= k
+            scale = 1.0 / size
+        if gb is not None:
+            gb = _center(_from_core(gb))
+            if scale != 1.0:
+                gb = gb * scale
+        if scale != 1.0:
+            if isinstance(ga, np.ndarray):
+                np.multiply(ga, scale, out=ga)  # the result's own fresh array
+            else:
+                ga = ga * scale
+        ctx.reduced = reduction != "none"
+        ctx.save_for_backward(_from_core(ga), gb)
+        return _from_core(_reduce_core(loss, reduction))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gout):
         ga, gb = ctx.saved_tensors
         need = ctx.needs_input_grad
-        return _scale(gout, ga, need[0]), _scale(gout, gb, need[1]), None, None, None, None, None, None
+        if not ctx.reduced:
+            gout = gout.unsqueeze(-1)
+        da = gout * ga if need[0] else None
+        db = gout * gb if (need[1] and gb is not None) else None
+        return da, db, None
 
 
 def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean"):
@@ -300,10 +349,13 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
-    pred, target = _check_pair(pred, target, square=False)
+    # CPU tensors: the core's (accept-only) input checks cover NaN and negative
+    # masses; the adapter's own value checks run only when the core rejects
+    deferred = _USE_VIEWS and isinstance(pred, torch.Tensor) and _viewable(pred)
+    pred, target = _check_pair(pred, target, square=False, values=not deferred)
     M = _as_cost(M, pred, target)
-    loss = _SinkhornFn.apply(pred, target, M, reg, n_iter, tol, value, _needs_grad(target))
-    return _reduce(loss, reduction)
+    opts = (M, reg, n_iter, tol, value, _needs_grad(target), reduction, deferred)
+    return _SinkhornFn.apply(pred, target, opts)
 
 
 class WassersteinLoss(torch.nn.Module):

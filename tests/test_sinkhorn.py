@@ -432,3 +432,97 @@ def test_log_absorb_check_interval_gpu_path():
     ]
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out[0][2], out[1][2], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- fused kernel (numba)
+_S = __import__("sys").modules["otcore.sinkhorn"]  # the module (otcore.sinkhorn is the function)
+
+
+def _without_fused(fn):
+    saved = _S._fused
+    _S._fused = False
+    try:
+        return fn()
+    finally:
+        _S._fused = saved
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(100, 4, 4), (7, 5, 3), (1, 12, 9), (2, 3, 1, 6), (30, 32, 32)])
+def test_fused_kernel_equals_array_api_path(dtype, shape):
+    """The fused (numba) fixed-iteration kernel is Algorithm 1: same numbers as the xp path."""
+    pytest.importorskip("numba")
+    *batch, n, m = shape
+    rng = np.random.default_rng(sum(shape))
+    a = rng.random((*batch, n)) + 0.05
+    a /= a.sum(-1, keepdims=True)
+    b = rng.random((*batch, m))
+    b[..., 0] = 0.0  # zero-mass bins: c-transform potentials
+    b /= b.sum(-1, keepdims=True)
+    M = rng.random((n, m)) + 0.2
+    a, b, M = a.astype(dtype), b.astype(dtype), M.astype(dtype)
+    if _S._fused_kernel() is None:
+        pytest.skip("fused kernel disabled (OTCORE_DISABLE_NUMBA)")
+    fused = sinkhorn(a, b, M, 0.1, n_iter=50, tol=None)
+    ref = _without_fused(lambda: sinkhorn(a, b, M, 0.1, n_iter=50, tol=None))
+    rtol = 1e-13 if dtype == np.float64 else 2e-5
+    for name in ("cost", "reg_cost", "f", "g", "grad"):
+        x, y = getattr(fused, name), getattr(ref, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * float(np.abs(y).max()), err_msg=name)
+    np.testing.assert_allclose(fused.marginal_error, ref.marginal_error, atol=1e-12 if dtype == np.float64 else 1e-5)
+    assert (fused.n_iter, fused.converged, fused.method) == (ref.n_iter, ref.converged, ref.method)
+    np.testing.assert_allclose(fused.plan, ref.plan, rtol=rtol, atol=rtol)
+
+
+def test_fused_kernel_falls_back_and_rejects_like_the_full_path():
+    pytest.importorskip("numba")
+    M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    a = np.array([[0.5, 0.5], [0.2, 0.8]])
+    # auto with a large cost / reg ratio: the log method (no fused scaling)
+    assert sinkhorn(a, a, M, 1e-3, n_iter=20, tol=None).method == "log"
+    # bad values are rejected by the full checks, with their messages
+    for bad, match in [(np.array([[0.5, np.nan], [0.5, 0.5]]), "a contains NaN"),
+                       (np.array([[1.5, -0.5], [0.5, 0.5]]), "negative"),
+                       (np.array([[0.5, 0.6], [0.5, 0.5]]), "same total mass")]:
+        with pytest.raises(ValueError, match=match):
+            sinkhorn(bad, a, M, 0.1, n_iter=5, tol=None)
+    with pytest.raises(ValueError, match="M"):
+        sinkhorn(a, a, -M, 0.1, n_iter=5, tol=None)
+    for bad_M in (np.array([[0.0, np.nan], [1.0, 0.0]]), np.array([[0.0, 1.0], [np.inf, 0.0]])):
+        with pytest.raises(ValueError, match="M"):
+            sinkhorn(a, a, bad_M, 0.1, n_iter=5, tol=None)
+    with pytest.raises(ValueError, match="b"):
+        sinkhorn(a, np.array([[0.5, 0.5], [np.inf, 0.5]]), M, 0.1, n_iter=5, tol=None)
+    with pytest.raises(ValueError, match="reg"):
+        sinkhorn(a, a, M, -0.1, n_iter=5, tol=None)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    N=st.integers(1, 9),
+    n=st.integers(1, 12),
+    m=st.integers(1, 12),
+    reg=st.sampled_from([0.05, 0.3, 2.0]),
+    n_iter=st.integers(1, 60),
+    seed=st.integers(0, 10_000),
+)
+def test_property_fused_equals_array_api_path(N, n, m, reg, n_iter, seed):
+    pytest.importorskip("numba")
+    if _S._fused_kernel() is None:
+        pytest.skip("fused kernel disabled")
+    rng = np.random.default_rng(seed)
+    a = rng.random((N, n)) * (rng.random((N, n)) > 0.2)
+    b = rng.random((N, m)) * (rng.random((N, m)) > 0.2)
+    a[:, 0] += 0.1
+    b[:, -1] += 0.1
+    a /= a.sum(-1, keepdims=True)
+    b /= b.sum(-1, keepdims=True)
+    M = rng.random((n, m))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None)
+        ref = _without_fused(lambda: sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None))
+    assert got.method == ref.method
+    for name in ("cost", "reg_cost", "f", "g", "grad"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13, err_msg=name)

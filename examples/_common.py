@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import time
-
 import importlib.util
+import os
 import sys
+import time
 
 import numpy as np
 

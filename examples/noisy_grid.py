@@ -44,7 +44,6 @@ def coords(d):
 
 def make_data(d, n, noise, rng, sigma=0.2):
     """Points around the cells, labels flipped to a random grid neighbour for a fraction ``noise``."""
-    import numpy as np
 
     c = coords(d)
     y = rng.integers(0, d * d, size=n)

@@ -26,7 +26,16 @@ import math
 
 from array_api_compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
-from otcore._array import Array, as_float, clip_inplace, device, float_dtype, is_lazy, namespace, to_host
+from otcore._array import (
+    Array,
+    as_float,
+    clip_inplace,
+    device,
+    float_dtype,
+    is_lazy,
+    namespace,
+    to_host,
+)
 from otcore._validate import (
     check_choice,
     check_cost,

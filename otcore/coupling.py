@@ -27,7 +27,16 @@ from __future__ import annotations
 
 from array_api_compat import is_jax_namespace
 
-from otcore._array import Array, array0, as_float, device, float_dtype, is_lazy, namespace, scatter_add_2d
+from otcore._array import (
+    Array,
+    array0,
+    as_float,
+    device,
+    float_dtype,
+    is_lazy,
+    namespace,
+    scatter_add_2d,
+)
 from otcore._validate import (
     batch_shape,
     check_choice,

@@ -55,8 +55,15 @@ from typing import Any
 
 import numpy as np
 
-from otcore._array import Array, device as _device, from_host, to_host
-from otcore._validate import batch_shape, check_choice, check_histograms, check_int, check_scalar
+from otcore._array import Array, from_host, to_host
+from otcore._array import device as _device
+from otcore._validate import (
+    batch_shape,
+    check_choice,
+    check_histograms,
+    check_int,
+    check_scalar,
+)
 
 __all__ = ["EMDResult", "emd", "emd2"]
 
@@ -811,6 +818,10 @@ def emd2(a, b, M, **kwargs) -> Array:
 
     Same arguments, conventions and errors as :func:`emd`; the plan is never
     built densely.
+
+    Returns
+    -------
+    array, shape = broadcast batch shape of ``a`` and ``b`` (0-d unbatched)
 
     Examples
     --------

@@ -42,11 +42,20 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without jax only
     raise ImportError("otcore.jax needs JAX; install it with `pip install 'otcore[jax]'`") from exc
 
-import contextlib
-
 import numpy as np
 
-from otcore._array import is_lazy
+from otcore._adapters import (
+    REDUCTIONS,
+    VALUES,
+    check_bins,
+    check_cost_shape,
+    check_masses,
+    check_pair_shapes,
+    check_samples,
+    not_floating,
+    reduce,
+    renamed_errors,
+)
 from otcore._validate import check_choice, check_int, check_scalar
 
 __all__ = [
@@ -57,29 +66,18 @@ __all__ = [
     "tree_emd_loss",
 ]
 
-_REDUCTIONS = ("mean", "sum", "none")
-
 
 # --------------------------------------------------------------------------- checks
 def _check_array(x, name: str):
+    """``x`` as a floating ``jax.Array`` (numpy arrays and lists converted) with a non-empty bins axis."""
     if not isinstance(x, jax.Array):
-        if isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
+        if isinstance(x, (np.ndarray, list, tuple)):
             x = jnp.asarray(x)
         else:
             raise TypeError(f"{name} must be a jax.Array (or numpy array), got {type(x).__name__}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(
-            f"{name} must have a floating dtype, got {x.dtype}; "
-            + (
-                "for class labels use jax.nn.one_hot(labels, K)"
-                if name == "target"
-                else f"convert it, e.g. {name}.astype(jnp.float32)"
-            )
-        )
-    if x.ndim == 0:
-        raise ValueError(f"{name} must have bins on its last axis, shape (N, K) or (K,); got a scalar")
-    if x.shape[-1] == 0:
-        raise ValueError(f"{name} is empty; a histogram needs at least one bin")
+        raise not_floating(name, x.dtype, one_hot="jax.nn.one_hot(labels, K)", cast=f"{name}.astype(jnp.float32)")
+    check_bins(x, name)
     return x
 
 
@@ -95,70 +93,26 @@ def _stage(*xs):
     return tuple(x if x is None or _traced(x) else x * 1 for x in xs)
 
 
-def _check_masses(x, name: str) -> None:
-    """NaN/inf or negative masses raise -- eagerly only (skipped on tracers)."""
-    if is_lazy(x) or x.size == 0:
-        return
-    finite = jnp.all(jnp.isfinite(x))
-    if _traced(finite):  # inside jit, even a constant's checks are staged out
-        return
-    if not bool(finite):
-        raise ValueError(f"{name} contains NaN or infinite entries; all masses must be finite")
-    mn = float(jnp.min(x))
-    if mn < 0:
-        raise ValueError(
-            f"{name} has negative entries (min {mn:g}); masses must be >= 0 (apply a softmax first)"
-        )
-
-
 def _check_pair(pred, target, *, square: bool = True):
+    """Type, dtype, shape and (eager only) value checks on pred/target; target cast to pred's dtype."""
     pred = _check_array(pred, "pred")
     target = _check_array(target, "target")
-    if square and pred.shape != target.shape:
-        raise ValueError(
-            f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}; "
-            "both must be (N, K) batches of histograms of the same shape"
-        )
-    if not square and pred.shape[:-1] != target.shape[:-1]:
-        raise ValueError(
-            f"pred has batch shape {tuple(pred.shape[:-1])} but target has batch shape "
-            f"{tuple(target.shape[:-1])}; both must hold the same number of histograms"
-        )
+    check_pair_shapes(pred, target, square=square)
     if target.dtype != pred.dtype:
         target = target.astype(pred.dtype)
-    _check_masses(pred, "pred")
-    _check_masses(target, "target")
+    check_masses(pred, "pred")
+    check_masses(target, "target")
     return pred, target
 
 
 def _as_cost(M, pred, target):
+    """M as an array of pred's dtype, of shape (pred bins, target bins)."""
     try:
         M = jnp.asarray(M, dtype=pred.dtype)
     except Exception as exc:
         raise TypeError(f"M must be a 2-D cost matrix (array), got {type(M).__name__}") from exc
-    n, m = pred.shape[-1], target.shape[-1]
-    if M.ndim != 2 or M.shape[0] != n or M.shape[1] != m:
-        raise ValueError(
-            f"M has shape {tuple(M.shape)} but pred has {n} bins and target {m}; "
-            f"M must be the ({n}, {m}) ground cost between their bins"
-        )
+    check_cost_shape(M, pred, target)
     return M
-
-
-@contextlib.contextmanager
-def _names(where: str, mapping: str):
-    try:
-        yield
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc} [{mapping}]") from exc
-
-
-def _reduce(loss, reduction: str):
-    if reduction == "mean":
-        return jnp.mean(loss)
-    if reduction == "sum":
-        return jnp.sum(loss)
-    return loss
 
 
 def _center(x):
@@ -173,7 +127,7 @@ def _zeros(tree):
 def _sinkhorn_run(pred, target, M, reg, n_iter, tol, method="auto"):
     from otcore.sinkhorn import sinkhorn
 
-    with _names("sinkhorn_loss", "a = pred, b = target"):
+    with renamed_errors("sinkhorn_loss"):
         return sinkhorn(pred, target, M, reg, n_iter=n_iter, tol=tol, method=method)
 
 
@@ -237,6 +191,23 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     ``reg`` and ``n_iter`` must be Python numbers (static under ``jit``).
     Works under ``jax.jit`` and ``jax.vmap``.
 
+    Parameters
+    ----------
+    pred, target : jax.Array, shape (N, n) and (N, m) (or (n,), (m,))
+        Floating histograms; ``target`` is cast to ``pred``'s dtype.
+    M : array_like, shape (n, m)
+        Ground cost (cast to ``pred``'s dtype; receives a zero gradient).
+    reg : float
+        Entropic regularisation :math:`\varepsilon > 0`.
+    n_iter, tol, value, reduction
+        As in :func:`otcore.torch.sinkhorn_loss`.
+
+    Returns
+    -------
+    jax.Array
+        0-d (``"mean"``/``"sum"``) or of the batch shape ``(N,)``
+        (``"none"``), of ``pred``'s dtype.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -246,8 +217,8 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     >>> print(f"{float(sinkhorn_loss(p, t, M, 0.05)):.3f}")
     0.500
     """
-    check_choice("value", value, ("sinkhorn", "regularized"))
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("value", value, VALUES)
+    check_choice("reduction", reduction, REDUCTIONS)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
@@ -256,7 +227,7 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     method = _static_method(M, reg)
     pred, target, M = _stage(pred, target, M)
     loss = _make_sinkhorn(reg, n_iter, tol, value, method)(pred, target, M)
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction)
 
 
 # --------------------------------------------------------------------------- exact EMD
@@ -265,7 +236,7 @@ def _emd_host(pred, target, M):
     from otcore.exact import emd
 
     pred, target, M = np.asarray(pred), np.asarray(target), np.asarray(M)
-    with _names("emd_loss", "a = pred, b = target"):
+    with renamed_errors("emd_loss"):
         res = emd(pred, target, M)
     cost = np.asarray(res.cost, dtype=pred.dtype)
     f = np.asarray(res.f, dtype=pred.dtype)
@@ -313,6 +284,16 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     :math:`g - \bar g` (``target``). Usable under ``jax.jit``; under
     ``jax.vmap`` the host solver runs once per mapped element.
 
+    Parameters
+    ----------
+    pred, target : jax.Array, shape (N, n) and (N, m)
+    M : array_like, shape (n, m)
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    jax.Array, 0-d or (``reduction="none"``) shape ``(N,)``, of ``pred``'s dtype.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -322,11 +303,11 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     >>> print(f"{float(emd_loss(p, t, M)):.2f}")
     0.75
     """
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     pred, target = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
     pred, target, M = _stage(pred, target, M)
-    return _reduce(_emd(pred, target, M), reduction)
+    return reduce(_emd(pred, target, M), reduction)
 
 
 # --------------------------------------------------------------------------- closed forms
@@ -335,11 +316,11 @@ def _make_grad_loss(value_fn, grad_fn, where):
 
     @jax.custom_vjp
     def fn(pred, target, aux):
-        with _names(where, "a = pred, b = target"):
+        with renamed_errors(where):
             return value_fn(pred, target, aux)
 
     def fwd(pred, target, aux):
-        with _names(where, "a = pred, b = target"):
+        with renamed_errors(where):
             loss = value_fn(pred, target, aux)
             ga = grad_fn(pred, target, aux)
             gb = grad_fn(target, pred, aux)
@@ -362,6 +343,18 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     compatible. ``spacing`` may be None, a number or an array of bin widths
     (it receives no gradient).
 
+    Parameters
+    ----------
+    pred, target : jax.Array, shape (N, n)
+        Floating histograms of equal total mass per row.
+    rho : float, default 1
+    spacing : float or array of shape (n - 1,), optional
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    jax.Array, 0-d or (``reduction="none"``) shape ``(N,)``, of ``pred``'s dtype.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -372,7 +365,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     """
     from otcore.onedim import cdf_emd, cdf_emd_grad
 
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
     pred, target = _stage(pred, target)
@@ -386,7 +379,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
         return cdf_emd_grad(a, b, rho=rho, spacing=static_spacing if aux is None else aux)
 
     loss = _make_grad_loss(value_fn, grad_fn, "cdf_emd_loss")(pred, target, aux)
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction)
 
 
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
@@ -396,6 +389,19 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     backward; ``jit``/``vmap`` compatible. ``parent`` (and ``weight``) are
     static: compile the tree once with ``otcore.tree.compile_tree(parent,
     weight)`` and pass it as ``parent``.
+
+    Parameters
+    ----------
+    pred, target : jax.Array, shape (N, n)
+        Histograms over the n nodes of the tree.
+    parent : array_like of int, shape (n,), or Tree
+    weight : array_like, shape (n,), optional
+    rho : float, default 1
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    jax.Array, 0-d or (``reduction="none"``) shape ``(N,)``, of ``pred``'s dtype.
 
     Examples
     --------
@@ -407,7 +413,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     """
     from otcore.tree import tree_emd, tree_emd_grad
 
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
     pred, target = _stage(pred, target)
@@ -419,7 +425,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
         return tree_emd_grad(a, b, parent, weight, rho=rho)
 
     loss = _make_grad_loss(value_fn, grad_fn, "tree_emd_loss")(pred, target, None)
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction)
 
 
 def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p=1, reduction="mean"):
@@ -428,6 +434,20 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     :func:`otcore.onedim.wasserstein_1d` differentiated by JAX itself
     (sorting and the quantile closed form are differentiable; exact away
     from ties and, for ``p=1``, from quantile crossings).
+
+    Parameters
+    ----------
+    u_values, v_values : jax.Array, shape (N, n), (N, m)
+        Floating sample positions.
+    u_weights, v_weights : jax.Array of shape (N, n), (N, m), or None
+        Sample masses (uniform when None).
+    p : float, default 1
+        Ground cost :math:`|x-y|^p` (returns :math:`W_p^p`).
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    jax.Array, 0-d or (``reduction="none"``) shape ``(N,)``, of ``u_values``'s dtype.
 
     Examples
     --------
@@ -439,32 +459,11 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     """
     from otcore.onedim import wasserstein_1d
 
-    check_choice("reduction", reduction, _REDUCTIONS)
-    u_values = _check_array(u_values, "u_values")
-    v_values = _check_array(v_values, "v_values")
-    if u_values.shape[:-1] != v_values.shape[:-1]:
-        raise ValueError(
-            f"u_values has batch shape {tuple(u_values.shape[:-1])} but v_values has "
-            f"{tuple(v_values.shape[:-1])}; both must hold the same number of distributions"
-        )
-    v_values = v_values.astype(u_values.dtype)
-    for x, name in ((u_values, "u_values"), (v_values, "v_values")):
-        finite = None if is_lazy(x) else jnp.all(jnp.isfinite(x))
-        if finite is not None and not _traced(finite) and not bool(finite):
-            raise ValueError(f"{name} contains NaN or infinite entries; sample positions must be finite")
-    ws = []
-    for w, x, name in ((u_weights, u_values, "u_weights"), (v_weights, v_values, "v_weights")):
-        if w is not None:
-            w = _check_array(w, name)
-            if w.shape != x.shape:
-                raise ValueError(
-                    f"{name} has shape {tuple(w.shape)} but its values have shape {tuple(x.shape)}; "
-                    "pass one weight per sample"
-                )
-            _check_masses(w, name)
-            w = w.astype(u_values.dtype)
-        ws.append(w)
-    u_values, v_values, *ws = _stage(u_values, v_values, *ws)
-    with _names("wasserstein_1d_loss", "u/v as named"):
-        loss = wasserstein_1d(u_values, v_values, ws[0], ws[1], p=p)
-    return _reduce(loss, reduction)
+    check_choice("reduction", reduction, REDUCTIONS)
+    u_values, v_values, u_weights, v_weights = check_samples(
+        u_values, v_values, u_weights, v_weights, _check_array
+    )
+    u_values, v_values, u_weights, v_weights = _stage(u_values, v_values, u_weights, v_weights)
+    with renamed_errors("wasserstein_1d_loss", "u/v as named"):
+        loss = wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p)
+    return reduce(loss, reduction)

@@ -36,7 +36,13 @@ from otcore._array import (
     namespace,
     take_along_last,
 )
-from otcore._validate import batch_shape, check_histograms, check_power, check_scalar, check_values
+from otcore._validate import (
+    batch_shape,
+    check_histograms,
+    check_power,
+    check_scalar,
+    check_values,
+)
 
 __all__ = ["wasserstein_1d", "cdf_emd", "cdf_emd_grad"]
 
@@ -85,9 +91,10 @@ def _zero_tol(a: Array, n: int, xp) -> Array:
 # --------------------------------------------------------------------------- samples
 
 
-def _check_weights(w, values: Array, name: str, vname: str, xp, dtype) -> Array | None:
+def _check_weights(w, values: Array, name: str, vname: str, xp, dtype) -> tuple[Array, Array | None]:
+    """``(values, w)`` checked, and broadcast against each other where ``w`` adds batch axes."""
     if w is None:
-        return None
+        return values, None
     w = as_float(w, xp, dtype, name=name)
     if w.ndim == 0:
         raise ValueError(f"{name} must be an array with one weight per entry of {vname}, got a scalar")
@@ -107,7 +114,9 @@ def _check_weights(w, values: Array, name: str, vname: str, xp, dtype) -> Array 
         check_values(w, name, xp, nonneg=True, what="weights")
         if not bool(xp.all(xp.sum(w, axis=-1) > 0)):
             raise ValueError(f"{name} sums to zero for some batch entry; weights need a positive total")
-    return w, shape
+    if shape != tuple(values.shape):
+        values, w = xp.broadcast_to(values, shape), xp.broadcast_to(w, shape)
+    return values, w
 
 
 def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -> Array:
@@ -186,18 +195,8 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -
         if x.shape[-1] == 0:
             raise ValueError(f"{name} is empty; each distribution needs at least one sample")
         check_values(x, name, xp, nonneg=False, what="values")
-    uwc = _check_weights(uw, u, "u_weights", "u_values", xp, dtype)
-    vwc = _check_weights(vw, v, "v_weights", "v_values", xp, dtype)
-    if uwc is not None:
-        uw, ushape = uwc
-        if ushape != tuple(u.shape):
-            u = xp.broadcast_to(u, ushape)
-            uw = xp.broadcast_to(uw, ushape)
-    if vwc is not None:
-        vw, vshape = vwc
-        if vshape != tuple(v.shape):
-            v = xp.broadcast_to(v, vshape)
-            vw = xp.broadcast_to(vw, vshape)
+    u, uw = _check_weights(uw, u, "u_weights", "u_values", xp, dtype)
+    v, vw = _check_weights(vw, v, "v_weights", "v_values", xp, dtype)
     batch = batch_shape("u_values", u.shape[:-1], "v_values", v.shape[:-1])
     n, m = u.shape[-1], v.shape[-1]
 
@@ -275,8 +274,7 @@ def _check_spacing(spacing, n: int, xp, dtype, dev):
     if spacing is None:
         return None
     if isinstance(spacing, (int, float)) and not isinstance(spacing, bool):
-        s = check_scalar("spacing", spacing, nonneg=True)
-        return s
+        return check_scalar("spacing", spacing, nonneg=True)
     if getattr(spacing, "shape", None) == () and not is_lazy(spacing):
         return check_scalar("spacing", spacing, nonneg=True)
     if isinstance(spacing, (list, tuple, np.ndarray)) and not is_numpy_namespace(xp):
@@ -402,8 +400,5 @@ def cdf_emd_grad(a, b, *, rho=1, spacing=None) -> Array:
         g = g * s
     # suffix sums: grad_k = sum_{i >= k} g_i (k = 0..n-1; the last bin gets 0)
     c = _cumsum0(g, xp)
-    grad = c[..., -1:] - c
-    shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
-    if tuple(grad.shape) != shape:  # pragma: no cover - a - b already broadcasts
-        grad = xp.broadcast_to(grad, shape)
+    grad = c[..., -1:] - c  # a - b already carries the broadcast shape
     return grad - xp.mean(grad, axis=-1, keepdims=True)

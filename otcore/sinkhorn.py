@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from array_api_compat import is_jax_array
 
-from otcore._array import Array, device as _device, is_lazy, is_numpy_namespace
+from otcore._array import Array, is_lazy, is_numpy_namespace, namespace
+from otcore._array import device as _device
 from otcore._validate import (
     ConvergenceWarning,
     batch_shape,
@@ -131,8 +132,6 @@ class SinkhornResult:
         Rows (columns) of zero-mass bins are exactly zero. Computed on every
         access and not stored: for a batch it is an ``N * n * m`` array.
         """
-        from otcore._array import namespace
-
         xp = namespace(self.f, self._M)
         f = self.f[..., :, None]
         g = self.g[..., None, :]
@@ -418,6 +417,7 @@ def _run_fused(a, b, M, reg, n_iter, max_ratio):
         o += N * k
     return (status == 0, max_err, *views)
 
+
 def _mm(xp, X, K):
     """``X @ K`` for X (N, n); one pair as a 1-D product (BLAS gemv, much faster)."""
     if X.shape[0] == 1:
@@ -437,13 +437,14 @@ def _scaling_xp(xp, a, b, K, n_iter, tol, dev):
     N, n = a.shape
     u = xp.full((N, n), 1.0 / n, dtype=a.dtype, device=dev)
     mass = xp.sum(a, axis=-1)
+    unrolled = n_iter
     if tol is None and is_jax_array(a) and is_lazy(a):
         # inside jax.jit: one traced loop body (lax.fori_loop) instead of an
         # unrolled loop of 4 * n_iter operations: faster to compile and to run
         from jax import lax
 
         u = lax.fori_loop(0, n_iter, lambda _, u: a / _mmT(xp, b / _mm(xp, u, K), K), u)
-    unrolled = 0 if (tol is None and is_jax_array(a) and is_lazy(a)) else n_iter
+        unrolled = 0
     for it in range(1, unrolled + 1):
         uK = _mm(xp, u, K)
         v = b / uK
@@ -990,7 +991,7 @@ def _sinkhorn_fused(a, b, M, reg, n_iter, method):
     a2 = np.ascontiguousarray(a.reshape(N, n))
     b2 = np.ascontiguousarray(b.reshape(N, m))
     M = np.ascontiguousarray(M)
-    dname = "float32" if a.dtype == np.float32 else "float64"
+    dname = dt.name
     max_ratio = _AUTO_RATIO[dname] if method == "auto" else math.inf
     out = _run_fused(a2, b2, M, reg, n_iter, max_ratio)
     if out is None or not out[0]:
@@ -1019,12 +1020,13 @@ def _sinkhorn_fused(a, b, M, reg, n_iter, method):
 
 
 def _lazy(*arrays) -> bool:
-    """True when values cannot be read: lazy inputs, or concrete JAX arrays inside a trace."""
-    if any(is_lazy(x) for x in arrays):
-        return True
-    if is_jax_array(arrays[0]):  # inside jax.jit even results computed from constants are tracers
-        return is_lazy(arrays[0] + 0)
-    return False
+    """True when values cannot be read: lazy inputs, or concrete JAX arrays inside a trace.
+
+    (:func:`otcore._array.is_lazy` answers True for any JAX array while a
+    trace is active: inside ``jax.jit`` even results computed from constants
+    are tracers.)
+    """
+    return any(is_lazy(x) for x in arrays)
 
 
 def _all_finite(xp, *arrays) -> bool:

@@ -56,10 +56,22 @@ except ImportError as exc:  # pragma: no cover - exercised without torch only
         "(or see https://pytorch.org for CUDA builds)"
     ) from exc
 
-import contextlib
-
+import array_api_compat.torch as _xp
 import numpy as np
 
+from otcore._adapters import (
+    REDUCTIONS,
+    VALUES,
+    check_bins,
+    check_cost_shape,
+    check_masses,
+    check_pair_shapes,
+    check_samples,
+    not_floating,
+    reduce,
+    renamed_errors,
+)
+from otcore._array import size
 from otcore._validate import check_choice, check_int, check_scalar
 
 __all__ = [
@@ -71,56 +83,28 @@ __all__ = [
     "tree_emd_loss",
 ]
 
-_REDUCTIONS = ("mean", "sum", "none")
-
 
 # --------------------------------------------------------------------------- checks
 def _check_tensor(x, name: str):
+    """``x`` is a float32/float64 tensor with a non-empty bins axis; returned as is."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise ValueError(
-            f"{name} must have a floating dtype (float32 or float64), got {x.dtype}; "
-            + (
-                "for class labels use torch.nn.functional.one_hot(labels, K).to(pred.dtype)"
-                if name == "target"
-                else f"convert it, e.g. {name}.double()"
-            )
+        raise not_floating(
+            name, x.dtype, one_hot="torch.nn.functional.one_hot(labels, K).to(pred.dtype)", cast=f"{name}.double()"
         )
     if x.dtype not in (torch.float32, torch.float64):
         raise ValueError(
             f"{name} has dtype {x.dtype}; the losses run in float32 or float64, "
             f"cast it first, e.g. {name}.float()"
         )
-    if x.ndim == 0:
-        raise ValueError(f"{name} must have bins on its last axis, shape (N, K) or (K,); got a scalar")
-    if x.shape[-1] == 0:
-        raise ValueError(f"{name} is empty; a histogram needs at least one bin")
+    check_bins(x, name)
+    return x
 
 
 def _check_masses(x, name: str) -> None:
-    """NaN/inf or negative masses raise (one host sync per tensor on a GPU)."""
-    if x.numel() == 0:
-        return
-    if _USE_VIEWS and _viewable(x):  # zero-copy numpy view: the cheapest check
-        xn = x.detach().resolve_neg().numpy()
-        finite, mn = bool(np.isfinite(xn).all()), None
-        if finite:
-            mn = float(xn.min())
-    else:
-        with torch.no_grad():
-            bad = torch.logical_or(~torch.isfinite(x), x < 0).any()
-            if not bool(bad):
-                return
-            finite = bool(torch.isfinite(x).all())
-            mn = float(x.min()) if finite else None
-    if not finite:
-        raise ValueError(f"{name} contains NaN or infinite entries; all masses must be finite")
-    if mn < 0:
-        raise ValueError(
-            f"{name} has negative entries (min {mn:g}); masses must be >= 0 "
-            "(apply a softmax to raw scores first)"
-        )
+    """NaN/inf or negative masses raise (CPU: on the zero-copy numpy view; one host sync on a GPU)."""
+    check_masses(_to_core(x), name)
 
 
 # CPU tensors are handed to the core as zero-copy numpy views (``Tensor.numpy()``
@@ -155,16 +139,7 @@ def _check_pair(pred, target, *, square: bool = True, values: bool = True):
     """Type, dtype, shape and (``values``) value checks on pred/target; target cast to pred's dtype."""
     _check_tensor(pred, "pred")
     _check_tensor(target, "target")
-    if square and pred.shape != target.shape:
-        raise ValueError(
-            f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}; "
-            "both must be (N, K) batches of histograms of the same shape"
-        )
-    if not square and pred.shape[:-1] != target.shape[:-1]:
-        raise ValueError(
-            f"pred has batch shape {tuple(pred.shape[:-1])} but target has batch shape "
-            f"{tuple(target.shape[:-1])}; both must hold the same number of histograms"
-        )
+    check_pair_shapes(pred, target, square=square)
     if target.device != pred.device:
         raise ValueError(f"target is on {target.device} but pred is on {pred.device}; move one of them")
     if target.dtype != pred.dtype:
@@ -185,30 +160,8 @@ def _as_cost(M, pred, target):
             M = torch.as_tensor(M, dtype=pred.dtype, device=pred.device)
         except Exception as exc:
             raise TypeError(f"M must be a 2-D cost matrix (tensor or array), got {type(M).__name__}") from exc
-    n, m = pred.shape[-1], target.shape[-1]
-    if M.ndim != 2 or M.shape[0] != n or M.shape[1] != m:
-        raise ValueError(
-            f"M has shape {tuple(M.shape)} but pred has {n} bins and target {m}; "
-            f"M must be the ({n}, {m}) ground cost between their bins"
-        )
+    check_cost_shape(M, pred, target)
     return M
-
-
-@contextlib.contextmanager
-def _names(where: str, mapping: str):
-    """Re-raise core ValueErrors with the adapter's argument names."""
-    try:
-        yield
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc} [{mapping}]") from exc
-
-
-def _reduce(loss, reduction: str):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def _needs_grad(*xs) -> bool:
@@ -228,12 +181,10 @@ def _scale(gout, grad, needed: bool):
 # --------------------------------------------------------------------------- Sinkhorn
 def _reduce_core(loss, reduction: str):
     """Reduce a core result (numpy array or tensor) as a torch loss would."""
-    if reduction == "none":
-        return loss
-    if isinstance(loss, np.ndarray):  # ndarray.sum: far cheaper than np.mean
+    if reduction != "none" and isinstance(loss, np.ndarray):  # ndarray.sum: far cheaper than np.mean
         red = loss.sum()
         return np.asarray(red / loss.size if reduction == "mean" else red)
-    return loss.mean() if reduction == "mean" else loss.sum()
+    return reduce(loss, reduction, _xp)
 
 
 class _SinkhornFn(torch.autograd.Function):
@@ -261,12 +212,7 @@ class _SinkhornFn(torch.autograd.Function):
             raise ValueError(f"sinkhorn_loss: {exc} [a = pred, b = target]") from exc
         loss = res.cost if value == "sinkhorn" else res.reg_cost
         ga, gb = res.grad, (res.g if want_b else None)
-        scale = 1.0
-        if reduction == "mean":
-            size = 1
-            for k in loss.shape:
-                size *= k
-            scale = 1.0 / size
+        scale = 1.0 / size(loss) if reduction == "mean" else 1.0
         if gb is not None:
             gb = _center(_from_core(gb))
             if scale != 1.0:
@@ -344,8 +290,8 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     >>> print(f"{float(sinkhorn_loss(p, t, M, 0.05)):.3f}")
     0.500
     """
-    check_choice("value", value, ("sinkhorn", "regularized"))
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("value", value, VALUES)
+    check_choice("reduction", reduction, REDUCTIONS)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
@@ -395,8 +341,8 @@ class WassersteinLoss(torch.nn.Module):
         self.register_buffer("reg", torch.tensor(check_scalar("reg", reg, positive=True), dtype=M.dtype))
         self.n_iter = check_int("n_iter", n_iter, minimum=1)
         self.tol = check_scalar("tol", tol, positive=True, allow_none=True)
-        self.value = check_choice("value", value, ("sinkhorn", "regularized"))
-        self.reduction = check_choice("reduction", reduction, _REDUCTIONS)
+        self.value = check_choice("value", value, VALUES)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
 
     def forward(self, pred, target):
         return sinkhorn_loss(
@@ -417,7 +363,7 @@ class _EMDFn(torch.autograd.Function):
     def forward(ctx, pred, target, M, want_b):
         from otcore.exact import emd
 
-        with _names("emd_loss", "a = pred, b = target"):
+        with renamed_errors("emd_loss"):
             res = emd(_to_core(pred), _to_core(target), _to_core(M))
         ctx.save_for_backward(_center(_from_core(res.f)), _center(_from_core(res.g)) if want_b else None)
         return _from_core(res.cost)
@@ -453,10 +399,10 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     >>> print(f"{float(emd_loss(p, t, M)):.2f}")
     0.75
     """
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     pred, target = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    return _reduce(_EMDFn.apply(pred, target, M, _needs_grad(target)), reduction)
+    return reduce(_EMDFn.apply(pred, target, M, _needs_grad(target)), reduction, _xp)
 
 
 # --------------------------------------------------------------------------- 1D
@@ -491,35 +437,13 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     """
     from otcore.onedim import wasserstein_1d
 
-    check_choice("reduction", reduction, _REDUCTIONS)
-    _check_tensor(u_values, "u_values")
-    _check_tensor(v_values, "v_values")
-    if u_values.shape[:-1] != v_values.shape[:-1]:
-        raise ValueError(
-            f"u_values has batch shape {tuple(u_values.shape[:-1])} but v_values has "
-            f"{tuple(v_values.shape[:-1])}; both must hold the same number of distributions"
-        )
-    if v_values.dtype != u_values.dtype:
-        v_values = v_values.to(u_values.dtype)
-    for x, name in ((u_values, "u_values"), (v_values, "v_values")):
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or infinite entries; sample positions must be finite")
-    for w, x, name in ((u_weights, u_values, "u_weights"), (v_weights, v_values, "v_weights")):
-        if w is not None:
-            _check_tensor(w, name)
-            if w.shape != x.shape:
-                raise ValueError(
-                    f"{name} has shape {tuple(w.shape)} but its values have shape {tuple(x.shape)}; "
-                    "pass one weight per sample"
-                )
-            _check_masses(w, name)
-    if u_weights is not None and u_weights.dtype != u_values.dtype:
-        u_weights = u_weights.to(u_values.dtype)
-    if v_weights is not None and v_weights.dtype != u_values.dtype:
-        v_weights = v_weights.to(u_values.dtype)
-    with _names("wasserstein_1d_loss", "u/v as named"):
+    check_choice("reduction", reduction, REDUCTIONS)
+    u_values, v_values, u_weights, v_weights = check_samples(
+        u_values, v_values, u_weights, v_weights, _check_tensor, _xp
+    )
+    with renamed_errors("wasserstein_1d_loss", "u/v as named"):
         loss = wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p)
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction, _xp)
 
 
 class _GradLossFn(torch.autograd.Function):
@@ -528,7 +452,7 @@ class _GradLossFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred, target, value_fn, grad_fn, want_a, want_b, where):
         a, b = _to_core(pred), _to_core(target)
-        with _names(where, "a = pred, b = target"):
+        with renamed_errors(where):
             loss = _from_core(value_fn(a, b))
             ga = _from_core(grad_fn(a, b)) if want_a else None
             gb = _from_core(grad_fn(b, a)) if want_b else None
@@ -560,6 +484,20 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     of Hou et al. used for ordinal classes. The backward uses
     :func:`otcore.onedim.cdf_emd_grad` (closed form, centred).
 
+    Parameters
+    ----------
+    pred, target : torch.Tensor, shape (N, n) (or (n,))
+        Histograms of equal total mass per row.
+    rho : float, default 1
+    spacing : float or torch.Tensor of shape (n - 1,), optional
+        Gaps between consecutive bins (unit gaps when None).
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    torch.Tensor
+        0-d (``"mean"``/``"sum"``) or of shape ``(N,)`` (``"none"``).
+
     Examples
     --------
     >>> import torch
@@ -570,7 +508,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     """
     from otcore.onedim import cdf_emd, cdf_emd_grad
 
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
     if isinstance(spacing, torch.Tensor):
@@ -581,7 +519,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
         lambda a, b: cdf_emd_grad(a, b, rho=rho, spacing=spacing),
         "cdf_emd_loss",
     )
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction, _xp)
 
 
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
@@ -614,7 +552,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     """
     from otcore.tree import tree_emd, tree_emd_grad
 
-    check_choice("reduction", reduction, _REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
     loss = _grad_loss(
@@ -623,4 +561,4 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
         lambda a, b: tree_emd_grad(a, b, parent, weight, rho=rho),
         "tree_emd_loss",
     )
-    return _reduce(loss, reduction)
+    return reduce(loss, reduction, _xp)

@@ -32,7 +32,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import depth_first_order, shortest_path
 
-from otcore._array import Array, array0, cumsum_last, device, from_host, is_lazy, to_host
+from otcore._array import (
+    Array,
+    array0,
+    cumsum_last,
+    device,
+    from_host,
+    is_lazy,
+    to_host,
+)
 from otcore._validate import check_histograms, check_power
 from otcore.onedim import _dpow, _pow, _zero_tol
 
@@ -100,9 +108,8 @@ class Tree:
     @property
     def depth(self) -> np.ndarray:
         """Number of edges from each node to the root."""
-        d = np.zeros(self.n, dtype=np.int64)
         par = self.parent.tolist()
-        out = d.tolist()
+        out = [0] * self.n
         for v in self.order[1:].tolist():
             out[v] = out[par[v]] + 1
         return np.asarray(out, dtype=np.int64)
@@ -116,6 +123,7 @@ class Tree:
             key, hit = None, None
         if hit is not None:
             return hit
+
         def put(x, dt):  # a writable host copy (torch warns on read-only numpy)
             return from_host(np.array(x), xp, device=dev, dtype=dt)
 
@@ -381,7 +389,7 @@ def tree_emd(a, b, parent, weight=None, *, rho=1) -> Array:
     >>> print(f"{float(tree_emd(a, b, t)):.4f}")   # 0.5 + 1 + 2: leaf 3 to leaf 2
     3.5000
     """
-    tree, xp, a, rho, arrs, d_pre, C, k = _setup(a, b, parent, weight, rho)
+    _, xp, _, rho, arrs, _, C, _ = _setup(a, b, parent, weight, rho)
     # mass below the edge above the node at pre-order position t >= 1 (position 0 is the
     # root, no edge): sum of d_pre over [t, end[t]) = C[end[t] - 1] - C[t - 1]
     phi = xp.take(C, arrs["last1"], axis=-1) - C[..., :-1]
@@ -596,6 +604,16 @@ def tree_from_linkage(Z) -> tuple[np.ndarray, np.ndarray]:
     node ``2L - 2``. The edge above a node has length ``height(parent) -
     height(node)`` (leaves at height 0), so the tree metric between two
     leaves is twice their cophenetic distance.
+
+    Parameters
+    ----------
+    Z : array, shape (L - 1, 4)
+        Linkage matrix (``scipy.cluster.hierarchy.linkage``).
+
+    Returns
+    -------
+    parent : numpy int64 array, shape (2L - 1,)
+    weight : numpy float64 array, shape (2L - 1,)
 
     Raises
     ------

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import otcore.exact as exact_mod
 from otcore.exact import EMDResult, emd, emd2
-from tests._helpers import asxp, assert_namespace, random_histograms, xp_assert_close
+from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 METHODS = ["auto", "sparse", "linprog"]
 RTOL = 1e-9

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otcore.onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
-from tests._helpers import asxp, assert_namespace, random_histograms, xp_assert_close
+from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 ot = pytest.importorskip("ot")
 

@@ -4,14 +4,14 @@ import dataclasses
 import warnings
 
 import numpy as np
+import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ot
 from otcore._validate import ConvergenceWarning
 from otcore.sinkhorn import SINKHORN_METHODS, SinkhornResult, sinkhorn, sinkhorn2
-from tests._helpers import asxp, assert_namespace, random_histograms, xp_assert_close
+from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 
 def problem(n=8, m=None, *, N=None, seed=0, zeros=0):

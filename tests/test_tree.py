@@ -22,7 +22,7 @@ from otcore.tree import (
     tree_from_linkage,
     tree_metric,
 )
-from tests._helpers import asxp, assert_namespace, random_histograms, xp_assert_close
+from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 ot = pytest.importorskip("ot")
 

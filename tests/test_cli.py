@@ -1,0 +1,297 @@
+"""Tests of the command line (otcore/__main__.py): `main([...])` on temporary files, outputs,
+exit codes and messages, and one real `python -m otcore demo` subprocess."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import ot
+import pytest
+
+from otcore.__main__ import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write(path, rows, sep=","):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(sep.join(str(v) for v in r) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    A = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    B = np.array([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    a = _write(tmp_path / "A.csv", A)
+    b = _write(tmp_path / "B.txt", B, sep=" ")
+    return A, B, a, b, tmp_path
+
+
+def _lines(out):
+    return [float(x) for x in out.strip().split("\n")]
+
+
+def _M(k, p=1.0):
+    x = np.arange(k, dtype=float)
+    return np.abs(x[:, None] - x[None, :]) ** p
+
+
+def _needs(mod):
+    if importlib.util.find_spec(mod) is None:
+        pytest.skip(f"{mod} not available")
+
+
+# --------------------------------------------------------------------------------------
+# distances
+
+
+def test_rowwise_exact_default_metric(files, capsys):
+    A, B, a, b, _ = files
+    assert main(["distance", a, b]) == 0
+    got = _lines(capsys.readouterr().out)
+    ref = [ot.emd2(x, y, _M(4)) for x, y in zip(A, B)]
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
+
+
+def test_single_row_against_many_and_npy(files, capsys):
+    A, B, a, _, tmp = files
+    one = tmp / "one.npy"
+    np.save(one, B[1])  # a 1-D .npy is one histogram
+    assert main(["distance", a, str(one), "--metric", "ordinal", "--p", "2"]) == 0
+    got = _lines(capsys.readouterr().out)
+    np.testing.assert_allclose(got, [ot.emd2(x, B[1], _M(4, 2)) for x in A], rtol=1e-9)
+
+
+def test_json_output(files, capsys):
+    A, B, a, b, _ = files
+    assert main(["distance", a, b, "--method", "cdf", "--rho", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "cdf" and out["params"]["rho"] == 2.0
+    ref = [np.sum(np.cumsum(x - y)[:-1] ** 2) for x, y in zip(A, B)]
+    np.testing.assert_allclose(out["distances"], ref, rtol=1e-12)
+    assert out["shape"] == [3] and out["pairwise"] is False
+
+
+def test_pairwise_one_file_to_npy_and_csv(files, capsys):
+    A, _, a, _, tmp = files
+    out_npy = str(tmp / "D.npy")
+    assert main(["distance", a, "--pairwise", "--output", out_npy]) == 0
+    assert "wrote 3 x 3 distances" in capsys.readouterr().out
+    D = np.load(out_npy)
+    ref = np.array([[ot.emd2(x, y, _M(4)) for y in A] for x in A])
+    np.testing.assert_allclose(D, ref, rtol=1e-9, atol=1e-12)
+    out_csv = str(tmp / "D.csv")
+    assert main(["distance", a, "--pairwise", "--method", "1d", "--output", out_csv, "--quiet"]) == 0
+    np.testing.assert_allclose(np.loadtxt(out_csv, delimiter=","), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_pairwise_two_files_json_and_text(files, capsys):
+    A, B, a, b, _ = files
+    assert main(["distance", a, b, "--pairwise", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = np.array([[ot.emd2(x, y, _M(4)) for y in B] for x in A])
+    np.testing.assert_allclose(out["distances"], ref, rtol=1e-9, atol=1e-12)
+    assert out["shape"] == [3, 3] and out["pairwise"] is True
+    assert main(["distance", a, b, "--pairwise", "--quiet"]) == 0
+    rows = [list(map(float, r.split())) for r in capsys.readouterr().out.strip().split("\n")]
+    np.testing.assert_allclose(rows, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_progress_bar_on_stderr(files, capsys):
+    _, _, a, b, _ = files
+    assert main(["distance", a, b, "--pairwise"]) == 0
+    err = capsys.readouterr().err
+    if importlib.util.find_spec("tqdm") is not None:
+        assert "pair" in err
+
+
+def test_cost_file_and_grid_and_positions(files, capsys, tmp_path):
+    A, B, a, b, tmp = files
+    C = np.arange(16, dtype=float).reshape(4, 4) % 5
+    c = _write(tmp / "C.csv", C)
+    assert main(["distance", a, b, "--cost", c]) == 0
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, C) for x, y in zip(A, B)], rtol=1e-9)
+    # --grid: 4 bins form a 2 x 2 grid
+    g = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    Mg = ot.dist(g, g, metric="sqeuclidean")
+    assert main(["distance", a, b, "--grid", "--metric", "sqeuclidean"]) == 0
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, Mg) for x, y in zip(A, B)], rtol=1e-9)
+    # --positions: coordinates of the bins
+    pos = np.array([[0.0], [1.0], [3.0], [7.0]])
+    p = _write(tmp / "pos.txt", pos)
+    Mp = np.abs(pos - pos.T)
+    assert main(["distance", a, b, "--positions", p]) == 0
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, Mp) for x, y in zip(A, B)], rtol=1e-9)
+    assert main(["distance", a, b, "--positions", p, "--method", "1d"]) == 0
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, Mp) for x, y in zip(A, B)], rtol=1e-9)
+    assert main(["distance", a, b, "--positions", p, "--method", "cdf"]) == 0
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, Mp) for x, y in zip(A, B)], rtol=1e-9)
+
+
+def test_header_comments_and_normalize(tmp_path, capsys):
+    a = tmp_path / "counts.csv"
+    a.write_text("# counts per class\nc1,c2,c3\n2,2,0\n\n0,3,0  # second\n")
+    assert main(["distance", str(a), "--pairwise", "--quiet"]) == 2
+    assert "pass --normalize" in capsys.readouterr().err
+    assert main(["distance", str(a), "--pairwise", "--quiet", "--normalize", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(out["distances"], [[0, 0.5], [0.5, 0]], atol=1e-12)
+    assert out["params"]["normalize"] is True
+
+
+def test_sinkhorn(files, capsys):
+    _needs("otcore.sinkhorn")
+    _, _, _, _, tmp = files
+    rng = np.random.default_rng(1)
+    A = rng.random((3, 4)) + 0.1
+    B = rng.random((3, 4)) + 0.1
+    A /= A.sum(1, keepdims=True)
+    B /= B.sum(1, keepdims=True)
+    a, b = _write(tmp / "Ap.csv", A), _write(tmp / "Bp.npy", [])
+    np.save(b, B)
+    assert main(["distance", a, b, "--reg", "0.5", "--n-iter", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "sinkhorn" and out["params"]["reg"] == 0.5
+    ref = [ot.sinkhorn2(x, y, _M(4), 0.5, numItermax=200, stopThr=0) for x, y in zip(A, B)]
+    np.testing.assert_allclose(out["distances"], ref, rtol=1e-8)
+
+
+def test_tree(files, capsys):
+    _needs("otcore.tree")
+    from otcore.tree import tree_metric
+
+    A, B, a, b, tmp = files
+    t = _write(tmp / "tree.txt", [[-1, 0], [0, 1.0], [0, 2.0], [1, 0.5]], sep=" ")
+    assert main(["distance", a, b, "--tree", t]) == 0
+    Mt = np.asarray(tree_metric(np.array([-1, 0, 0, 1]), np.array([0, 1.0, 2.0, 0.5])))
+    np.testing.assert_allclose(_lines(capsys.readouterr().out), [ot.emd2(x, y, Mt) for x, y in zip(A, B)], rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# errors: exit code 2, messages name the file, line and fix
+
+
+def _err(capsys, argv):
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("0.5,0.5\n0.2,0.3,0.5\n", r"X.csv, line 2: 3 values, but line 1 has 2.*ragged"),
+        ("0.5,0.5\n-0.5,1.5\n", r"X.csv, line 2, column 1: negative mass -0.5"),
+        ("0.5,nan\n", r"X.csv, line 1, column 2: nan is not a finite mass"),
+        ("0.5,abc\n", r"X.csv, line 1, column 2: cannot read 'abc' as a number"),
+        ("0.5,,0.5\n", r"X.csv, line 1, column 2: empty field"),
+        ("1,0\n0,0\n", r"X.csv, line 2: all-zero histogram"),
+        ("\n# nothing\n", r"X.csv: no numbers found"),
+    ],
+)
+def test_file_errors(tmp_path, capsys, content, match):
+    x = tmp_path / "X.csv"
+    x.write_text(content)
+    code, err = _err(capsys, ["distance", str(x), "--pairwise", "--quiet"])
+    assert code == 2
+    assert err.startswith("otcore: error:")
+    import re
+
+    assert re.search(match, err), err
+
+
+def test_npy_errors(tmp_path, capsys):
+    x = tmp_path / "X.npy"
+    np.save(x, np.array([[0.5, 0.5], [1.5, -0.5]]))
+    code, err = _err(capsys, ["distance", str(x), "--pairwise"])
+    assert code == 2 and "X.npy, row 1, column 2: negative mass" in err
+    np.save(x, np.ones((2, 2, 2)))
+    code, err = _err(capsys, ["distance", str(x), "--pairwise"])
+    assert code == 2 and "must be 2-D" in err
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--cost", "{C3}"], r"C3.csv: the cost is 3 x 3 but .* has 4 bins .* must be \(bins of A\) x \(bins of B\)"),
+        (["--method", "sinkhorn"], r"needs --reg"),
+        (["--reg", "0.1", "--method", "exact"], r"--reg is the Sinkhorn regularisation"),
+        (["--method", "tree"], r"needs --tree FILE"),
+        (["--method", "cdf", "--cost", "{C3}"], r"does not use a cost matrix"),
+        (["--output", "{tmp}/D.xlsx"], r"\.npy, \.csv or \.txt"),
+        (["--grid", "--method", "exact", "--positions", "{C3}"], r"3 positions but"),
+        (["--metric", "ordinal", "--grid"], r"ordinal puts the bins on a line"),
+        (["--metric", "sqeuclidean", "--method", "1d"], r"--metric is not used by --method 1d"),
+        (["--method", "1d", "--grid"], r"needs positions on a line"),
+        (["--method", "sinkhorn", "--reg", "-1"], r"--reg must be a positive number"),
+    ],
+)
+def test_option_errors(files, capsys, extra, match):
+    import re
+
+    _, _, a, b, tmp = files
+    c3 = _write(tmp / "C3.csv", np.ones((3, 3)))
+    extra = [e.format(C3=c3, tmp=tmp) for e in extra]
+    code, err = _err(capsys, ["distance", a, b, *extra])
+    assert code == 2, err
+    assert re.search(match, err), err
+
+
+def test_size_errors(files, capsys):
+    _, _, a, _, tmp = files
+    b5 = _write(tmp / "B5.csv", [[0.2] * 5])
+    code, err = _err(capsys, ["distance", a, b5, "--method", "cdf"])
+    assert code == 2 and "B5.csv has 5 bins per row but" in err and "A.csv has 4" in err
+    b2 = _write(tmp / "B2.csv", [[0.5, 0.5, 0, 0]] * 2)
+    code, err = _err(capsys, ["distance", a, b2])
+    assert code == 2 and "3 histograms" in err and "--pairwise" in err
+    code, err = _err(capsys, ["distance", a, str(tmp / "missing.csv")])
+    assert code == 2 and "does not exist" in err
+    code, err = _err(capsys, ["distance", a, str(tmp / "x.parquet")])
+    assert code == 2
+
+
+def test_tree_file_errors(files, capsys):
+    _, _, a, b, tmp = files
+    t = _write(tmp / "T.txt", [[-1], [0], [0]])
+    code, err = _err(capsys, ["distance", a, b, "--tree", t])
+    assert code == 2 and "T.txt: 3 nodes but the histograms have 4 bins" in err
+    t = _write(tmp / "T.txt", [[-1], [0], [0.5], [1]])
+    code, err = _err(capsys, ["distance", a, b, "--tree", t])
+    assert code == 2 and "T.txt, line 3: parent 0.5 is not an integer" in err
+
+
+def test_usage_errors_are_exit_2(files, capsys):
+    _, _, a, b, _ = files
+    assert main([]) == 2
+    assert main(["distance"]) == 2
+    assert main(["distance", a, b, "--method", "nope"]) == 2
+    assert main(["distance", a, b, "--reg", "x"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["distance", a]) == 2  # one file without --pairwise
+    assert "--pairwise" in capsys.readouterr().err
+    assert main(["distance", a, b, "--cost", a, "--metric", "ordinal"]) == 2  # mutually exclusive
+    assert main(["--help"]) == 0
+    assert main(["distance", "--help"]) == 0
+
+
+# --------------------------------------------------------------------------------------
+# demo
+
+
+def test_demo_subprocess():
+    for mod in ("otcore.sinkhorn", "otcore.tree", "otcore.onedim", "otcore.exact", "otcore.cost"):
+        _needs(mod)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run(
+        [sys.executable, "-m", "otcore", "demo"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for word in ("Exact EMD", "certificate", "Sinkhorn", "gradient", "1D", "CDF", "Tree EMD", "Pairwise"):
+        assert word in text, word
+    assert "W1 = 5.0000" in text  # the known value [0, 1, 3] vs [5, 6, 8]

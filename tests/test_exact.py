@@ -10,7 +10,7 @@ import otcore.exact as exact_mod
 from otcore.exact import EMDResult, emd, emd2
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
-METHODS = ["auto", "sparse", "linprog"]
+METHODS = ["auto", "full", "sparse", "linprog"]
 RTOL = 1e-9
 
 
@@ -190,7 +190,7 @@ def test_total_mass_not_one():
 # --- batches --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["sparse", "linprog"])
+@pytest.mark.parametrize("method", ["full", "sparse", "linprog"])
 def test_batch_equals_per_pair(method):
     rng = np.random.default_rng(9)
     n, m = 15, 12
@@ -438,3 +438,87 @@ def test_greedy_and_northwest_are_feasible():
         P[i, j] = 1.0
         res = emd(a, b, np.where(P > 0, 0.0, 1.0), method="linprog")
         assert float(res.cost) <= 1e-12
+
+
+# --- the full LP on highspy (small problems, "auto" up to n*m = _FULL_MAX) -------------
+
+
+@pytest.mark.parametrize("n, m, za, zb", [(1, 1, 0, 0), (1, 5, 0, 0), (8, 8, 0, 0), (8, 8, 2, 3), (32, 32, 0, 0), (30, 45, 4, 6)])
+def test_full_agrees_with_pot_and_linprog(n, m, za, zb):
+    a, b, M = _problem(n * 7 + m, n, m, za, zb)
+    res = emd(a, b, M, method="full")
+    assert res.method == "full" and res.status == "optimal"
+    ref = ot.emd2(a, b, M)
+    lp = float(emd2(a, b, M, method="linprog"))
+    assert float(res.cost) == pytest.approx(ref, rel=RTOL, abs=1e-15)
+    assert float(res.cost) == pytest.approx(lp, rel=RTOL, abs=1e-15)
+    check_certificate(res, a, b, M)
+
+
+def test_auto_uses_full_for_small_problems():
+    a, b, M = _problem(3, 20, 30)
+    assert emd(a, b, M).method == "full"
+    a, b, M = _problem(4, 120, 120)
+    assert emd(a, b, M).method == "sparse"
+
+
+def test_full_batch_reuses_model_and_matches_pairs():
+    rng = np.random.default_rng(11)
+    n, m = 16, 12
+    A = random_histograms(rng, (40, n))
+    B = random_histograms(rng, (40, m))
+    A[3, :4] = 0.0  # a different support: its own model
+    A[3] /= A[3].sum()
+    M = _euclid(_points(rng, n), _points(rng, m))
+    built = []
+    orig = exact_mod._FullModel.__init__
+
+    def counting(self, C):
+        built.append(C.shape)
+        orig(self, C)
+
+    exact_mod._LOCAL.cache = None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exact_mod._FullModel, "__init__", counting)
+        res = emd(A, B, M, method="full")
+        assert len(built) == 2  # the full support and the one with zero bins
+        emd2(A[5], B[5], M)  # same M in a later call: the cached model again
+        assert len(built) == 2
+    ref = np.array([ot.emd2(A[k], B[k], M) for k in range(40)])
+    np.testing.assert_allclose(np.asarray(res.cost), ref, rtol=RTOL, atol=1e-15)
+    for k in (0, 3, 39):
+        one = emd(A[k], B[k], M, method="full")
+        assert float(one.cost) == float(res.cost[k])  # bitwise: order-independent
+        np.testing.assert_array_equal(np.asarray(one.f), np.asarray(res.f[k]))
+        check_certificate(one, A[k], B[k], M)
+    assert np.all(np.asarray(res.max_violation) <= 1e-12)
+
+
+def test_full_new_cost_matrix_not_confused_with_cached():
+    a, b, M = _problem(21, 10, 10)
+    c1 = float(emd2(a, b, M))
+    c2 = float(emd2(a, b, 2.0 * M))
+    assert c2 == pytest.approx(2.0 * c1, rel=1e-12)
+    assert c2 == pytest.approx(ot.emd2(a, b, 2.0 * M), rel=RTOL)
+
+
+def test_full_ties_and_degenerate():
+    rng = np.random.default_rng(2)
+    n = m = 12
+    a = rng.integers(0, 4, n).astype(float)
+    a[0] += 1.0
+    b = np.roll(a, 3)
+    M = rng.integers(0, 3, (n, m)).astype(float)  # many equal costs
+    res = emd(a, b, M, method="full")
+    assert float(res.cost) == pytest.approx(ot.emd2(a, b, M), rel=RTOL, abs=1e-14)
+    check_certificate(res, a, b, M)
+    res = emd(a, a, np.ones((n, m)), method="full")
+    assert float(res.cost) == pytest.approx(a.sum(), rel=1e-12)
+
+
+def test_auto_prefers_assignment_for_small_uniform_square():
+    _, _, M = _problem(8, 10, 10)
+    a = np.full(10, 0.1)
+    res = emd(a, a[::-1].copy(), M)
+    assert res.method == "assignment"
+    assert float(res.cost) == pytest.approx(ot.emd2(a, a, M), rel=RTOL, abs=1e-15)

@@ -10,9 +10,9 @@ This module holds the few helpers the standard lacks, in one place (as
   runs in: float64 by default, float32 kept, integers and booleans promoted;
 - :func:`to_host` / :func:`from_host` -- the one explicit transfer to numpy
   and back, used where scipy must run on the host (the exact LP);
+- :func:`size` (array-api-compat's) -- number of elements;
 - :func:`is_lazy` -- arrays whose values cannot be inspected (JAX tracers,
   dask), on which value checks are skipped;
-- :func:`logsumexp` -- a max-shifted log-sum-exp along one axis;
 - small operations the standard lacks or makes slow: :func:`array0` (numpy
   scalars back to 0-d arrays), :func:`cumsum_last`, :func:`take_along_last`,
   :func:`scatter_add_2d` (dense matrix from index pairs, duplicates summed),
@@ -37,6 +37,7 @@ from array_api_compat import (
     is_numpy_namespace,
     is_torch_array,
     is_torch_namespace,
+    size,
 )
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "is_lazy",
     "is_numpy_namespace",
     "is_cupy_namespace",
-    "logsumexp",
     "size",
     "array0",
     "cumsum_last",
@@ -217,31 +217,6 @@ def _jax_trace_clean() -> bool:
     except ImportError:  # pragma: no cover - private API moved: assume tracing is possible
         return False
     return trace_state_clean()
-
-
-def size(x: Array) -> int:
-    """Number of elements of ``x`` (``x.size`` is ``None``-able in the standard)."""
-    n = 1
-    for s in x.shape:
-        n *= int(s)
-    return n
-
-
-def logsumexp(x: Array, xp, axis: int = -1, keepdims: bool = False) -> Array:
-    """``log(sum(exp(x), axis))`` shifted by the max, finite for finite input.
-
-    Slices that are all ``-inf`` give ``-inf`` (never NaN).
-    """
-    m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
-    # log(0) = -inf for all -inf slices, without numpy's divide-by-zero warning
-    pos = s > 0
-    ls = xp.log(xp.where(pos, s, xp.ones_like(s)))
-    out = xp.where(pos, ls, xp.full_like(s, -math.inf)) + m
-    if not keepdims:
-        out = xp.squeeze(out, axis=axis)
-    return out
 
 
 def array0(x: Any, xp) -> Array:

@@ -32,7 +32,7 @@ import numpy as np
 import array_api_compat.numpy as _npx
 from array_api_compat import is_jax_array, is_torch_array
 
-from otcore._array import Array, as_float, float_dtype, is_lazy, is_numpy_namespace, namespace, to_host
+from otcore._array import Array, as_float, float_dtype, is_lazy, is_numpy_namespace, namespace, size, to_host
 
 __all__ = [
     "ConvergenceWarning",
@@ -83,23 +83,19 @@ def check_scalar(
             return None
         raise TypeError(f"{name} must be a number, got None")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        # 0-d arrays of any namespace are accepted (read through to_host: no
+        # 0-d real arrays of any namespace are accepted (read through to_host: no
         # autograd warning for torch tensors that require grad)
-        if getattr(value, "shape", None) == () and is_lazy(value):
+        if getattr(value, "shape", None) != () or isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        if is_lazy(value):
             raise TypeError(
                 f"{name} must be a concrete number, got a traced/lazy 0-d array; inside "
                 f"jax.jit pass {name} as a static argument (or a Python float)"
             )
-        try:
-            if getattr(value, "shape", None) == () and not isinstance(value, (str, bytes)):
-                value = to_host(value)
-                if value.dtype.kind not in "biuf" or value.dtype.kind == "b":
-                    raise TypeError
-                value = float(value)
-            else:
-                raise TypeError
-        except Exception:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+        host = to_host(value)
+        if host.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        value = host
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -124,10 +120,6 @@ def check_int(name: str, value, *, minimum: int = 1, allow_none: bool = False) -
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def _bool(x) -> bool:
-    return bool(x)
 
 
 def _plain(x):
@@ -187,7 +179,7 @@ def check_values(x: Array, name: str, xp, *, nonneg: bool = True, what: str = "e
     Skipped for lazy arrays (JAX tracers, dask) and empty arrays. Reads the
     minimum and maximum (one transfer on GPUs); never touches autograd.
     """
-    if is_lazy(x) or math.prod(x.shape) == 0:
+    if is_lazy(x) or size(x) == 0:
         return
     mn, mx = _min_max(x, xp)
     _raise_values(mn, mx, name, nonneg, what)
@@ -242,20 +234,22 @@ def check_cost(
     return M
 
 
-def _check_hist(x, name: str, xp, dtype) -> Array:
+def _check_hist(x, name: str, xp, dtype):
+    """``(x, totals)``: ``x`` converted and checked, its totals per histogram
+    (``None`` for lazy or empty-batch input, whose values are not read)."""
     x = as_float(x, xp, dtype, name=name)
     if x.ndim == 0:
         raise ValueError(f"{name} must be a histogram with bins on its last axis, got a scalar")
     if x.shape[-1] == 0:
         raise ValueError(f"{name} is empty; a histogram needs at least one bin")
-    if is_lazy(x) or math.prod(x.shape) == 0:
-        return x
+    if is_lazy(x) or size(x) == 0:
+        return x, None
     totals = x.sum(axis=-1) if type(x) is np.ndarray else xp.sum(_plain(x), axis=-1)
     mn, mx, tmin = _min_max(x, xp, extra=totals)
     _raise_values(mn, mx, name, True, "masses")
     if not tmin > 0:
         raise ValueError(f"{name} has an all-zero histogram; every histogram needs positive total mass")
-    return x
+    return x, totals
 
 
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
@@ -409,21 +403,19 @@ def check_histograms(
     b_ = None if b is None else as_float(b, xp, name=nb)
     M_ = None if M is None else as_float(M, xp, name=nM)
     dtype = float_dtype(xp, a_, b_, M_)
-    a_ = _check_hist(a_, na, xp, dtype)
+    a_, sa = _check_hist(a_, na, xp, dtype)
+    sb = None
     if b_ is not None:
-        b_ = _check_hist(b_, nb, xp, dtype)
+        b_, sb = _check_hist(b_, nb, xp, dtype)
         batch_shape(na, a_.shape[:-1], nb, b_.shape[:-1])
     if M_ is not None:
         m = None if b_ is None else b_.shape[-1]
         M_ = check_cost(M_, xp, name=nM, shape=(a_.shape[-1], m), dtype=dtype, nonneg=nonneg_cost)
-    if check_mass and b_ is not None and not (is_lazy(a_) or is_lazy(b_)):
-        pa, pb = _plain(a_), _plain(b_)
-        sa = xp.sum(pa, axis=-1)
-        sb = xp.sum(pb, axis=-1)
+    if check_mass and sa is not None and sb is not None:
         diff = xp.abs(sa - sb)
         scale = xp.maximum(sa, sb)
         tol = mass_rtol(xp, dtype)
-        if not _bool(xp.all(diff <= tol * scale)):
+        if not bool(xp.all(diff <= tol * scale)):
             bad = xp.argmax(xp.reshape(diff / scale, (-1,)))
             sa_f = xp.reshape(xp.broadcast_to(sa, diff.shape), (-1,))
             sb_f = xp.reshape(xp.broadcast_to(sb, diff.shape), (-1,))

@@ -1,6 +1,6 @@
-"""Tests of otcore._array: namespaces, dtypes, host transfer, logsumexp and the small ops.
+"""Tests of otcore._array: namespaces, dtypes, host transfer and the small ops.
 
-References: numpy itself (round trips), ``scipy.special.logsumexp``, dense
+References: numpy itself (round trips), dense
 loops for the scatter-add and ``numpy.take_along_axis``.
 """
 
@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scipy.special import logsumexp as sp_logsumexp
 
 import otcore._array as A
 from otcore._array import (
@@ -23,7 +22,6 @@ from otcore._array import (
     float_dtype,
     from_host,
     is_lazy,
-    logsumexp,
     namespace,
     scatter_add_2d,
     size,
@@ -193,41 +191,6 @@ def test_is_lazy_dask_and_eager():
     da = pytest.importorskip("dask.array")
     assert is_lazy(da.ones(3))
     assert not is_lazy(np.ones(3))
-
-
-# --------------------------------------------------------------------------- logsumexp
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    x=arrays(
-        np.float64,
-        st.tuples(st.integers(1, 4), st.integers(1, 6)),
-        elements=st.one_of(st.floats(-700, 700), st.just(-np.inf)),
-    ),
-    axis=st.sampled_from([0, 1, -1]),
-    keepdims=st.booleans(),
-)
-def test_logsumexp_vs_scipy(x, axis, keepdims):
-    import array_api_compat.numpy as npx
-
-    got = logsumexp(x, npx, axis=axis, keepdims=keepdims)
-    with np.errstate(divide="ignore"):
-        want = sp_logsumexp(x, axis=axis, keepdims=keepdims)
-    assert not np.any(np.isnan(got))
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-def test_logsumexp_all_minus_inf_rows(xp):
-    x = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, -np.inf], [1e3, 1e3, 1e3]])
-    got = logsumexp(asxp(xp, x), xp, axis=-1)
-    assert_namespace(got, xp)
-    h = to_host(got)
-    assert h[0] == -np.inf and not np.any(np.isnan(h))
-    np.testing.assert_allclose(h[1:], sp_logsumexp(x[1:], axis=-1), rtol=1e-13)
-    kd = logsumexp(asxp(xp, x), xp, axis=0, keepdims=True)
-    assert tuple(kd.shape) == (1, 3)
-    np.testing.assert_allclose(to_host(kd), sp_logsumexp(x, axis=0, keepdims=True), rtol=1e-13)
 
 
 # --------------------------------------------------------------------------- small ops

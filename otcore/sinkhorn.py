@@ -38,6 +38,7 @@ from otcore._validate import (
     check_histograms,
     check_int,
     check_scalar,
+    mass_rtol,
 )
 
 __all__ = ["SINKHORN_METHODS", "SinkhornResult", "sinkhorn", "sinkhorn2"]
@@ -207,9 +208,6 @@ _FUSED_MAX_NM = 1024
 _FUSED_MAX_NM_ONE = 256
 # Pairs processed together in the fused kernel (its buffers stay in L1/L2).
 _FUSED_BLOCK = 128
-# Relative tolerance on equal totals (as otcore._validate.mass_rtol) and the
-# dtype's machine epsilon.
-_MASS_RTOL = {"float64": (1e-6, 2.0**-52), "float32": (1e-4, 2.0**-23)}
 # None: not tried yet; False: numba unavailable or disabled.
 _fused = None
 
@@ -404,8 +402,7 @@ def _run_fused(a, b, M, reg, n_iter, max_ratio):
     dt = a.dtype
     # accept totals only a margin 4 (n + m + 1) eps inside the tolerance: the
     # kernel's sequential double sums and check_histograms' sums then agree
-    rtol, eps = _MASS_RTOL[dt.name]
-    mass_tol = rtol - 4.0 * (n + m + 1) * eps
+    mass_tol = mass_rtol(np, dt) - 4.0 * (n + m + 1) * float(np.finfo(dt).eps)
     out = np.empty(N * (3 + 3 * n + 2 * m), dtype=dt)
     status, max_err = kern(a, b, M, dt.type(reg), n_iter, max_ratio, mass_tol, out)
     if status in (1, 3):

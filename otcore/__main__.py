@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from otcore._validate import mass_rtol
+
 __all__ = ["main", "InputError", "read_histograms", "read_matrix"]
 
 _EQUAL_MASS = ("exact", "sinkhorn", "cdf", "tree")
@@ -141,24 +143,25 @@ def _read_table(path: str, what: str) -> _Table:
     return _Table(path, np.array(rows, dtype=np.float64), lines)
 
 
+def _check_entries(t: _Table, nonfinite: str, negative: str) -> None:
+    """Raise at the first non-finite, then the first negative entry of ``t``, naming its
+    file, line and column; ``nonfinite`` / ``negative`` are formatted with ``v``, the value."""
+    x = t.values
+    for bad, msg in ((~np.isfinite(x), nonfinite), (x < 0, negative)):
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise InputError(f"{t.where(i)}, column {j + 1}: " + msg.format(v=x[i, j]))
+
+
 def read_histograms(path: str, *, name: str = "histograms") -> _Table:
     """Histograms (one per row) from ``path``, checked: finite, >= 0, not all zero."""
     t = _read_table(path, name)
+    _check_entries(
+        t,
+        "{v} is not a finite mass; replace it with a number (0 for an empty bin)",
+        "negative mass {v:g}; masses must be >= 0 (counts or probabilities)",
+    )
     x = t.values
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise InputError(
-            f"{t.where(i)}, column {j + 1}: {x[i, j]} is not a finite mass; replace it with a "
-            "number (0 for an empty bin)"
-        )
-    neg = x < 0
-    if neg.any():
-        i, j = np.argwhere(neg)[0]
-        raise InputError(
-            f"{t.where(i)}, column {j + 1}: negative mass {x[i, j]:g}; masses must be >= 0 "
-            "(counts or probabilities)"
-        )
     tot = x.sum(1)
     if np.any(tot <= 0):
         i = int(np.argmax(tot <= 0))
@@ -171,14 +174,9 @@ def read_histograms(path: str, *, name: str = "histograms") -> _Table:
 def read_matrix(path: str, *, name: str = "cost") -> _Table:
     """A finite, non-negative 2-D matrix (a ground cost) from ``path``."""
     t = _read_table(path, name)
-    x = t.values
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise InputError(f"{t.where(i)}, column {j + 1}: {x[i, j]} in the {name}; costs must be finite")
-    if np.any(x < 0):
-        i, j = np.argwhere(x < 0)[0]
-        raise InputError(f"{t.where(i)}, column {j + 1}: negative {name} {x[i, j]:g}; costs must be >= 0")
+    _check_entries(
+        t, f"{{v}} in the {name}; costs must be finite", f"negative {name} {{v:g}}; costs must be >= 0"
+    )
     return t
 
 
@@ -277,7 +275,7 @@ def _check_mass(tables) -> None:
     for t in tables:
         s = t.values.sum(1)
         rel = np.abs(s - ref_s) / np.maximum(s, ref_s)
-        if np.any(rel > 1e-6):
+        if np.any(rel > mass_rtol(np, np.dtype(np.float64))):  # the library's tolerance
             i = int(np.argmax(rel))
             raise InputError(
                 f"{t.where(i)} sums to {s[i]:.10g} but {ref_t.where(0)} sums to {ref_s:.10g}; this "
@@ -422,7 +420,7 @@ def _distance(args) -> int:
         N = max(a.shape[0], b.shape[0])
         a = np.broadcast_to(a, (N, n))
         b = np.broadcast_to(b, (N, m))
-        kernel, _, _ = _make_kernel(method, np, M, args.reg, tree, kwargs, n, m, False)
+        kernel = _make_kernel(method, np, M, args.reg, tree, kwargs, n, m)
         D = np.asarray(kernel(np.ascontiguousarray(a), np.ascontiguousarray(b)), dtype=np.float64)
         D = np.reshape(D, (N,))
 
@@ -642,10 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return demo()
         return _distance(args)
-    except InputError as exc:
-        print(f"otcore: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # InputError and the library's own messages
         print(f"otcore: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `otcore distance ... | head`

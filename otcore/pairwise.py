@@ -154,12 +154,12 @@ def pairwise_distances(
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     if method == "sinkhorn":
-        reg = check_scalar("reg", reg, positive=True) if reg is not None else None
         if reg is None:
             raise ValueError(
                 "method='sinkhorn' needs reg, the entropic regularisation (K = exp(-M/reg)); "
                 "e.g. reg=0.05 * M.max()"
             )
+        reg = check_scalar("reg", reg, positive=True)
     elif reg is not None:
         raise ValueError(f"reg is only used by method='sinkhorn', not method={method!r}; drop it")
     if is_dask_array(A) or (B is not None and is_dask_array(B)):
@@ -183,10 +183,16 @@ def _as_rows(X, name: str, xp, dtype):
     return X
 
 
-def _check_rows(X, name: str, xp) -> None:
-    """Finite, non-negative masses and no all-zero row, naming the row."""
+def _check_rows(X, name: str, xp):
+    """Finite, non-negative masses and no all-zero row, naming the row and bin.
+
+    The checks of :func:`otcore._validate.check_histograms`, with messages
+    that locate the bad row (the fast min/max check runs first; the host
+    search for the row only on failure). Returns the row totals on the host
+    (float64), ``None`` for lazy input or no rows.
+    """
     if is_lazy(X) or X.shape[0] == 0:
-        return
+        return None
     try:
         check_values(X, name, xp, nonneg=True, what="masses")
     except ValueError:
@@ -201,22 +207,21 @@ def _check_rows(X, name: str, xp) -> None:
         raise ValueError(
             f"{name} row {i}, bin {j} has negative mass {Xh[i, j]:g}; masses must be >= 0"
         ) from None
-    tot = to_host(xp.sum(X, axis=1))
+    tot = to_host(xp.sum(X, axis=1)).astype(np.float64)
     if np.any(tot <= 0):
         i = int(np.argmax(tot <= 0))
         raise ValueError(f"{name} row {i} is all zero; every histogram needs positive total mass")
+    return tot
 
 
-def _check_mass(A, B, names, xp, dtype) -> None:
-    """All rows of A and B carry the same total mass (equal-mass methods)."""
-    if is_lazy(A) or (B is not None and is_lazy(B)):
-        return
-    sa = to_host(xp.sum(A, axis=1)).astype(np.float64)
-    sb = sa if B is None else to_host(xp.sum(B, axis=1)).astype(np.float64)
-    if sa.size == 0 or sb.size == 0:
+def _check_mass(sa, sb, names, tol: float) -> None:
+    """All rows of A and B carry the same total mass (equal-mass methods).
+
+    ``sa``, ``sb``: the row totals from :func:`_check_rows` (``None``: not checked).
+    """
+    if sa is None or sb is None:
         return
     ref = sa[0]
-    tol = mass_rtol(xp, dtype)
     for s, name in ((sa, names[0]), (sb, names[1])):
         rel = np.abs(s - ref) / np.maximum(np.abs(s), abs(ref))
         if np.any(rel > tol):
@@ -228,67 +233,64 @@ def _check_mass(A, B, names, xp, dtype) -> None:
             )
 
 
-def _is_symmetric(M, xp) -> bool:
-    if M.shape[0] != M.shape[1] or is_lazy(M):
-        return False
-    return bool(xp.all(M == xp.permute_dims(M, (1, 0))))
+def _symmetric_method(method, M, kwargs) -> bool:
+    """Whether W(a, b) = W(b, a) for ``method`` on one set of histograms (B=None).
 
-
-def _zero_diagonal(M, xp) -> bool:
-    if is_lazy(M):
+    CDF and tree: always; 1D: when both sides share the support; exact and
+    Sinkhorn: when ``M`` is symmetric, and for Sinkhorn only when run to a
+    tolerance (a fixed number of the asymmetric u, v updates gives
+    W(a, b) != W(b, a)).
+    """
+    if method in ("cdf", "tree"):
+        return True
+    if method == "1d":
+        return kwargs.get("support_b") is None
+    if M is None or is_lazy(M) or M.shape[0] != M.shape[1]:
         return False
-    n = min(M.shape)
+    if method == "sinkhorn" and kwargs.get("tol", 1e-9) is None:
+        return False
     Mh = to_host(M)
-    return bool(np.all(Mh[np.arange(n), np.arange(n)] == 0))
+    return bool(np.all(Mh == Mh.T))
+
+
+def _zero_diagonal(method, M) -> bool:
+    """Whether W(a, a) = 0 may be written without computing it (for a symmetric method).
+
+    Exact: when ``M`` has a zero diagonal. Sinkhorn: set to zero by convention
+    (the entropic bias sinkhorn2(a, a) > 0 is left out, pass B=A to get it):
+    Sinkhorn converges slowest on identical pairs, which would hold a whole
+    chunk back. 1D, CDF, tree: W(a, a) = 0.
+    """
+    if method != "exact":
+        return True
+    return not is_lazy(M) and bool(np.all(np.diagonal(to_host(M)) == 0))
 
 
 # --------------------------------------------------------------------------------------
 # kernels: (a_chunk (c, n), b_chunk (c, m)) -> (c,)
 
 
-def _make_kernel(method, xp, M, reg, tree, kwargs, n, m, same):
-    """The batched kernel of ``method`` and whether it is symmetric / zero on the diagonal.
-
-    Returns ``(kernel, symmetric, zero_diag)``; ``symmetric`` and
-    ``zero_diag`` only matter when ``same`` (B is None).
-    """
+def _make_kernel(method, xp, M, reg, tree, kwargs, n, m):
+    """The batched kernel of ``method``: ``(a_chunk (c, n), b_chunk (c, m)) -> (c,)``."""
     kwargs = dict(kwargs)
-    if method == "exact":
-        from otcore.exact import emd2
-
+    if method in ("exact", "sinkhorn"):
         if M is None:
-            raise ValueError("method='exact' needs the ground cost M of shape (n, m)")
-        if "exact_method" in kwargs:
-            kwargs["method"] = kwargs.pop("exact_method")
+            raise ValueError(f"method={method!r} needs the ground cost M of shape (n, m)")
+        # the solver's own ``method`` keyword is spelt exact_method / sinkhorn_method here
+        if f"{method}_method" in kwargs:
+            kwargs["method"] = kwargs.pop(f"{method}_method")
+        if method == "exact":
+            from otcore.exact import emd2
 
-        def kernel(a, b):
-            return emd2(a, b, M, **kwargs)
-
-        sym = same and _is_symmetric(M, xp)
-        return kernel, sym, sym and _zero_diagonal(M, xp)
-    if method == "sinkhorn":
+            return lambda a, b: emd2(a, b, M, **kwargs)
         from otcore.sinkhorn import sinkhorn2
 
-        if M is None:
-            raise ValueError("method='sinkhorn' needs the ground cost M of shape (n, m)")
-        if "sinkhorn_method" in kwargs:
-            kwargs["method"] = kwargs.pop("sinkhorn_method")
-
-        def kernel(a, b):
-            return sinkhorn2(a, b, M, reg, **kwargs)
-
-        # symmetric only when run to a tolerance: a fixed number of iterations of the
-        # (asymmetric) u, v updates gives W(a, b) != W(b, a). The diagonal is set to zero
-        # (the entropic bias sinkhorn2(a, a) > 0 is left out; pass B=A to get it): Sinkhorn
-        # converges slowest on identical pairs, which would hold a whole chunk back.
-        sym = same and kwargs.get("tol", 1e-9) is not None and _is_symmetric(M, xp)
-        return kernel, sym, sym
+        return lambda a, b: sinkhorn2(a, b, M, reg, **kwargs)
     if method == "1d":
         from otcore.onedim import wasserstein_1d
 
         sa = kwargs.pop("support", None)
         sb = kwargs.pop("support_b", None)
-        shared = sb is None
         xa = _support(sa, n, xp, "support")
         xb = xa if sb is None else _support(sb, m, xp, "support_b")
         if sb is None and m != n:
@@ -301,7 +303,7 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m, same):
             v = xp.broadcast_to(xp.astype(xb, b.dtype), b.shape)
             return wasserstein_1d(u, v, a, b, **kwargs)
 
-        return kernel, same and shared, same and shared
+        return kernel
     if method == "cdf":
         from otcore.onedim import cdf_emd
 
@@ -311,10 +313,7 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m, same):
                 f"and B has {m}"
             )
 
-        def kernel(a, b):
-            return cdf_emd(a, b, **kwargs)
-
-        return kernel, same, same
+        return lambda a, b: cdf_emd(a, b, **kwargs)
     # tree
     if tree is None:
         raise ValueError(
@@ -326,19 +325,10 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m, same):
     if n != m:
         raise ValueError(f"method='tree' needs the same nodes on both sides, but A has {n} bins and B has {m}")
     weight = kwargs.pop("weight", None)
-    compiled = tree
-    if not isinstance(tree, getattr(_tree, "Tree", ())):
-        compile_tree = getattr(_tree, "compile_tree", None)
-        if compile_tree is not None:
-            compiled = compile_tree(tree, weight)
-            weight = None
-
-    def kernel(a, b):
-        if weight is None:
-            return _tree.tree_emd(a, b, compiled, **kwargs)
-        return _tree.tree_emd(a, b, compiled, weight, **kwargs)
-
-    return kernel, same, same
+    if not isinstance(tree, _tree.Tree):
+        tree = _tree.compile_tree(tree, weight)  # once, not per chunk
+        weight = None
+    return lambda a, b: _tree.tree_emd(a, b, tree, weight, **kwargs)
 
 
 def _support(s, n, xp, name):
@@ -407,9 +397,8 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
     B = A if same else _as_rows(b0, "B", xp, dtype)
     na, n = A.shape
     nb, m = B.shape
-    _check_rows(A, "A", xp)
-    if not same:
-        _check_rows(B, "B", xp)
+    sa = _check_rows(A, "A", xp)
+    sb = sa if same else _check_rows(B, "B", xp)
     if M0 is not None:
         if same and M0.ndim == 2 and M0.shape[0] != M0.shape[1]:
             raise ValueError(
@@ -418,11 +407,11 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
             )
         M0 = check_cost(M0, xp, shape=(n, m), dtype=dtype)
     if method in ("exact", "sinkhorn", "cdf", "tree"):
-        _check_mass(A, None if same else B, ("A", "A" if same else "B"), xp, dtype)
+        _check_mass(sa, sb, ("A", "A" if same else "B"), mass_rtol(xp, dtype))
 
-    kernel, symmetric, zero_diag = _make_kernel(method, xp, M0, reg, tree, kwargs, n, m, same)
-    symmetric = same and symmetric
-    diag = not zero_diag  # compute the diagonal unless it is known to be zero
+    kernel = _make_kernel(method, xp, M0, reg, tree, kwargs, n, m)
+    symmetric = same and _symmetric_method(method, M0, kwargs)
+    diag = not (symmetric and _zero_diagonal(method, M0))  # computed unless known to be zero
     total = _n_pairs(na, nb, symmetric, diag)
     if chunk_size is None:
         chunk_size = _EXACT_CHUNK if method == "exact" else max(1, _CHUNK_ELEMENTS // (n + m))
@@ -453,10 +442,6 @@ def _block_task(a, b, M, method, reg, chunk_size, tree, kwargs):
     return _pairwise_memory(a, b, M, method, reg, chunk_size, tree, False, kwargs)
 
 
-def _transpose(x):
-    return x.T
-
-
 def _pairwise_dask(A, B, M, method, reg, chunk_size, tree, kwargs):
     import dask
     import dask.array as da
@@ -475,7 +460,9 @@ def _pairwise_dask(A, B, M, method, reg, chunk_size, tree, kwargs):
     B = A if same else rows(B, "B")
     if A.shape[1] == 0 or B.shape[1] == 0:
         raise ValueError("A and B need at least one bin per histogram")
-    if M is not None and method in ("exact", "sinkhorn"):
+    if method not in ("exact", "sinkhorn"):
+        M = None  # ignored by the other methods: neither shipped nor counted in the dtype
+    if M is not None:
         if is_dask_array(M):
             M = M.compute()
         if tuple(M.shape) != (A.shape[1], B.shape[1]):
@@ -509,17 +496,3 @@ def _pairwise_dask(A, B, M, method, reg, chunk_size, tree, kwargs):
             for bj in range(bi):
                 grid[bi][bj] = grid[bj][bi].T
     return da.block(grid)
-
-
-def _symmetric_method(method, M, kwargs) -> bool:
-    """Whether W(a, b) = W(b, a) for ``method`` on one set of histograms (host check)."""
-    if method in ("cdf", "tree"):
-        return True
-    if method == "1d":
-        return kwargs.get("support_b") is None
-    if M is None:
-        return False
-    if method == "sinkhorn" and kwargs.get("tol", 1e-9) is None:
-        return False  # fixed iterations: W(a, b) != W(b, a)
-    Mh = to_host(M)
-    return Mh.ndim == 2 and Mh.shape[0] == Mh.shape[1] and bool(np.all(Mh == Mh.T))

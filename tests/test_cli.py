@@ -4,6 +4,7 @@ exit codes and messages, and one real `python -m otcore demo` subprocess."""
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -199,8 +200,6 @@ def test_file_errors(tmp_path, capsys, content, match):
     code, err = _err(capsys, ["distance", str(x), "--pairwise", "--quiet"])
     assert code == 2
     assert err.startswith("otcore: error:")
-    import re
-
     assert re.search(match, err), err
 
 
@@ -231,14 +230,27 @@ def test_npy_errors(tmp_path, capsys):
     ],
 )
 def test_option_errors(files, capsys, extra, match):
-    import re
-
     _, _, a, b, tmp = files
     c3 = _write(tmp / "C3.csv", np.ones((3, 3)))
     extra = [e.format(C3=c3, tmp=tmp) for e in extra]
     code, err = _err(capsys, ["distance", a, b, *extra])
     assert code == 2, err
     assert re.search(match, err), err
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("0,1\n1,inf\n", r"C.csv, line 2, column 2: inf in the cost; costs must be finite"),
+        ("0,1\n-2,0\n", r"C.csv, line 2, column 1: negative cost -2; costs must be >= 0"),
+    ],
+)
+def test_cost_file_errors(tmp_path, capsys, content, match):
+    A = _write(tmp_path / "A.csv", [[0.5, 0.5], [1.0, 0.0]])
+    c = tmp_path / "C.csv"
+    c.write_text(content)
+    code, err = _err(capsys, ["distance", A, "--pairwise", "--quiet", "--cost", str(c)])
+    assert code == 2 and re.search(match, err), err
 
 
 def test_size_errors(files, capsys):

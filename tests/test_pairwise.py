@@ -319,6 +319,11 @@ def test_dask_distributed_identical_to_in_memory(dask_client, rng):
                 np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
             else:
                 np.testing.assert_array_equal(got, ref)
+    # float32 stays float32, and the lazy array declares it (a cost passed to cdf is ignored)
+    A32 = A.astype(np.float32)
+    lazy = pairwise_distances(da.from_array(A32, chunks=(5, 6)), None, M, method="cdf")
+    assert lazy.dtype == np.float32
+    np.testing.assert_array_equal(lazy.compute(), pairwise_distances(A32, method="cdf"))
     # a non-symmetric cost: all blocks are computed, none mirrored
     Mn = M + np.triu(M)
     ref = pairwise_distances(A, None, Mn)

@@ -271,21 +271,26 @@ def _direct(x, y, xp, metric: str, p: float):
         if metric == "minkowski":
             blk = _minkowski_tile(xb, cols, xp, p) if scaled else _minkowski_tile_plain(xb, cols, xp, p)
         else:
-            acc = None
-            for k in range(d):
-                t = xp.abs(xb[:, k : k + 1] - cols[k])
-                if acc is None:
-                    acc = t
-                elif metric == "cityblock":
-                    acc += t
-                else:
-                    acc = xp.maximum(acc, t)
-            blk = acc
+            blk = _l1_linf_tile(xb, cols, xp, metric)
         if jax:
             blocks.append(blk)
         else:
             out[i0:i1, :] = blk
     return xp.concat(blocks, axis=0) if jax else out
+
+
+def _l1_linf_tile(xb, cols, xp, metric: str):
+    """cityblock (sum) or chebyshev (max) of ``|xb[:, k] - y_k|`` over the features ``k``."""
+    acc = None
+    for k in range(len(cols)):
+        t = xp.abs(xb[:, k : k + 1] - cols[k])
+        if acc is None:
+            acc = t
+        elif metric == "cityblock":
+            acc += t
+        else:
+            acc = xp.maximum(acc, t)
+    return acc
 
 
 def _minkowski_needs_scaling(x, y, xp, p: float) -> bool:
@@ -329,15 +334,11 @@ def _minkowski_tile_plain(xb, cols, xp, p: float):
 
 
 def _minkowski_tile(xb, cols, xp, p: float):
-    d = len(cols)
-    s = None
-    for k in range(d):
-        t = xp.abs(xb[:, k : k + 1] - cols[k])
-        s = t if s is None else xp.maximum(s, t)
+    s = _l1_linf_tile(xb, cols, xp, "chebyshev")  # the scale: |u - v|_inf
     safe = xp.where(s > 0, s, xp.ones_like(s))
     inv = 1.0 / safe
     acc = None
-    for k in range(d):
+    for k in range(len(cols)):
         t = xp.abs(xb[:, k : k + 1] - cols[k])
         t *= inv
         t = t**p

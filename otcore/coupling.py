@@ -41,6 +41,7 @@ from otcore._validate import (
     batch_shape,
     check_choice,
     check_cost,
+    check_float_dtype,
     check_histograms,
     check_index,
     check_int,
@@ -261,8 +262,9 @@ def assignment_plan(rows, cols, n: int, m: int, *, mass=None, dtype=None) -> Arr
     mass : float or array of shape (k,), optional
         Mass per pair (non-negative, finite); default ``1 / k``.
     dtype : dtype, optional
-        Floating dtype of the plan; default float64 (or the floating dtype of
-        an array ``mass``).
+        Floating dtype of the plan (``float32`` or ``float64`` of the
+        namespace); default float64 (or the floating dtype of an array
+        ``mass``).
 
     Returns
     -------
@@ -294,6 +296,8 @@ def assignment_plan(rows, cols, n: int, m: int, *, mass=None, dtype=None) -> Arr
     dev = device(rows)
     if dtype is None:
         dtype = mass.dtype if mass_is_array and xp.isdtype(mass.dtype, "real floating") else xp.float64
+    else:  # an integer dtype would silently truncate the masses 1/k to 0
+        dtype = check_float_dtype(xp, dtype)
     if mass is None:
         vals = xp.full((k,), 1.0 / k, dtype=dtype, device=dev)
     elif mass_is_array:

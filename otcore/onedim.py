@@ -270,7 +270,7 @@ def _sorted_levels(x: Array, w: Array | None, xp, dtype):
 
 
 def _check_spacing(spacing, n: int, xp, dtype, dev):
-    """None (unit gaps), a positive scalar, or n - 1 non-negative finite gaps."""
+    """None (unit gaps), a non-negative scalar, or n - 1 non-negative finite gaps."""
     if spacing is None:
         return None
     if isinstance(spacing, (int, float)) and not isinstance(spacing, bool):

@@ -62,8 +62,8 @@ __all__ = [
 class Tree:
     """A rooted tree compiled into array form (build with :func:`compile_tree`).
 
-    All fields are host numpy arrays; they are moved to the namespace and
-    device of the histograms on first use and cached there.
+    The array fields are host numpy arrays; they are moved to the namespace
+    and device of the histograms on first use and cached there.
 
     Attributes
     ----------
@@ -134,8 +134,6 @@ class Tree:
             by_end0=put(np.concatenate([[0], self._by_end]), xp.int64),
             n_ended=put(self._n_ended, xp.int64),
             w=put(self.weight[self.order], dtype),
-            last1=put(self.end[1:] - 1, xp.int64),
-            w1=put(self.weight[self.order[1:]], dtype),
         )
         if key is not None and not any(is_lazy(v) for v in arrs.values()):
             self._cache[key] = arrs
@@ -158,6 +156,8 @@ def _host(x, name: str) -> np.ndarray:
 
 
 def _check_parent(parent) -> np.ndarray:
+    if parent is None:
+        raise TypeError("parent must be an array of parent indices (-1 at the root) or a compiled Tree, got None")
     p = _host(parent, "parent")
     if p.ndim != 1:
         raise ValueError(f"parent must be a 1-D array of parent indices, got shape {p.shape}")
@@ -242,8 +242,9 @@ def compile_tree(parent, weight=None) -> Tree:
 
     Notes
     -----
-    :math:`O(n)`: one depth-first traversal (``scipy.sparse.csgraph``) and a
-    pass over the pre-order for subtree sizes.
+    One depth-first traversal (``scipy.sparse.csgraph``), a pass over the
+    pre-order for subtree sizes and one sort of the subtree ends:
+    :math:`O(n \log n)`, done once per tree.
 
     Examples
     --------
@@ -306,7 +307,7 @@ def compile_tree(parent, weight=None) -> Tree:
 
 
 def _setup(a, b, parent, weight, rho):
-    tree = parent if (weight is None and isinstance(parent, Tree)) else compile_tree(parent, weight)
+    tree = compile_tree(parent, weight)  # a compiled Tree passes through
     rho = check_power("rho", rho)
     xp, a, b, _ = check_histograms(a, b)
     n, k = tree.n, a.shape[-1]
@@ -392,8 +393,8 @@ def tree_emd(a, b, parent, weight=None, *, rho=1) -> Array:
     _, xp, _, rho, arrs, _, C, _ = _setup(a, b, parent, weight, rho)
     # mass below the edge above the node at pre-order position t >= 1 (position 0 is the
     # root, no edge): sum of d_pre over [t, end[t]) = C[end[t] - 1] - C[t - 1]
-    phi = xp.take(C, arrs["last1"], axis=-1) - C[..., :-1]
-    return array0(xp.matmul(_pow(phi, rho, xp), arrs["w1"]), xp)
+    phi = xp.take(C, arrs["last"][1:], axis=-1) - C[..., :-1]
+    return array0(xp.matmul(_pow(phi, rho, xp), arrs["w"][1:]), xp)
 
 
 def tree_emd_grad(a, b, parent, weight=None, *, rho=1) -> Array:
@@ -537,7 +538,10 @@ def _from_dict(children: dict):
                 if len(c) != 2:
                     raise ValueError(f"children[{u}]: a child with a length is a pair (child, length), got {c!r}")
                 c, ln = c
-                ln = float(ln)
+                try:
+                    ln = float(ln)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"children[{u}]: the length of child {c!r} must be a number, got {ln!r}") from None
             else:
                 ln = 1.0
             c = _node_id(c, "child")

@@ -264,6 +264,7 @@ P2 = np.outer(A, B)
         (lambda: assignment_plan([0], [0], 2, 2, mass=-1.0), ValueError, "mass must be >= 0"),
         (lambda: assignment_plan([0], [0], 2, 2, mass=np.array([1.0, 2.0])), ValueError, "one entry per pair"),
         (lambda: assignment_plan([0], [0], 2, 2, mass=np.array([np.nan])), ValueError, "mass contains NaN"),
+        (lambda: assignment_plan([0], [0], 2, 2, dtype=np.int64), TypeError, "dtype must be float32 or float64"),
         (lambda: monge_cost(np.array([0, 1, 0]), np.ones((2, 2))), ValueError, "sigma has 3 entries but M has 2 rows"),
         (lambda: monge_cost(np.array([0, 2]), np.ones((2, 2))), ValueError, r"sigma has indices outside \[0, 2\)"),
         (lambda: monge_cost(np.array([0.0, 1.0]), np.ones((2, 2))), TypeError, "sigma must hold integer"),

@@ -42,15 +42,21 @@ def random_tree(rng, n, *, chainy=False, zero_edges=False):
     return parent, weight
 
 
-def dense_reference(a, b, parent, weight, rho):
-    """Value and centred gradient straight from the definition (subtree indicator)."""
+def subtree_matrix(parent):
+    """``S[e, j] = 1`` if node ``j`` is in the subtree of node ``e`` (walking up the parents)."""
     n = len(parent)
-    S = np.zeros((n, n))  # S[e, j] = 1 if j is in the subtree of e
+    S = np.zeros((n, n))
     for j in range(n):
         e = j
         while e != -1:
             S[e, j] = 1.0
             e = parent[e]
+    return S
+
+
+def dense_reference(a, b, parent, weight, rho):
+    """Value and centred gradient straight from the definition (subtree indicator)."""
+    S = subtree_matrix(parent)
     w = np.where(parent >= 0, weight, 0.0)
     phi = S @ (a - b)
     val = np.sum(w * np.abs(phi) ** rho)
@@ -136,7 +142,7 @@ def test_grad_finite_differences(rho):
         a, b = random_histograms(rng, (n,)), random_histograms(rng, (n,))
         t = compile_tree(parent, weight)
         # keep away from kinks: every subtree difference clearly non-zero
-        phi = _subtree_diffs(a - b, parent)
+        phi = subtree_matrix(parent) @ (a - b)
         if np.min(np.abs(phi[parent >= 0])) < 1e-3:
             continue
         g = np.asarray(tree_emd_grad(a, b, t, rho=rho))
@@ -148,17 +154,6 @@ def test_grad_finite_differences(rho):
             fd = (tree_emd(a + h * d, b, t, rho=rho) - tree_emd(a - h * d, b, t, rho=rho)) / (2 * h)
             assert float(g @ d) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
         checked += 1
-
-
-def _subtree_diffs(d, parent):
-    n = len(parent)
-    phi = np.zeros(n)
-    for j in range(n):
-        e = j
-        while e != -1:
-            phi[e] += d[j]
-            e = parent[e]
-    return phi
 
 
 def test_grad_is_zero_at_balance_and_antisymmetric():
@@ -252,6 +247,8 @@ def test_tree_metric():
         assert D[v, t.root] == pytest.approx(s)
     np.testing.assert_allclose(D, D.T)
     np.testing.assert_allclose(tree_metric(t), D)
+    # Tree.depth: number of edges to the root = the unit-length metric to the root
+    np.testing.assert_array_equal(t.depth, tree_metric(parent)[:, t.root])
 
 
 def test_tree_from_linkage_cophenetic():
@@ -282,6 +279,8 @@ def test_tree_from_children():
         tree_from_children([[0, 2], 3])
     with pytest.raises(TypeError, match="children must be a dict"):
         tree_from_children("abc")
+    with pytest.raises(ValueError, match=r"children\[0\]: the length of child 1 must be a number"):
+        tree_from_children({0: [(1, "x")]})
 
 
 def test_tree_from_linkage_bad():
@@ -329,6 +328,11 @@ def test_bad_parent(parent, match):
 def test_bad_weight(weight, match):
     with pytest.raises(ValueError, match=match):
         compile_tree([-1, 0, 0], np.asarray(weight))
+
+
+def test_parent_none():
+    with pytest.raises(TypeError, match="parent must be an array"):
+        compile_tree(None)
 
 
 def test_root_weight_ignored():

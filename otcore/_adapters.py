@@ -9,10 +9,10 @@ reduction and the error renaming. Written against the array API via
 from __future__ import annotations
 
 import contextlib
+import math
 
-import numpy as np
-
-from otcore._array import is_lazy, namespace, size, to_host
+from otcore._array import is_lazy, namespace, size
+from otcore._validate import _min_max, check_values
 
 REDUCTIONS = ("mean", "sum", "none")
 VALUES = ("sinkhorn", "regularized")
@@ -77,21 +77,12 @@ def check_cost_shape(M, pred, target) -> None:
         )
 
 
-def _extremes(x):
-    """(min, max) of ``x`` as Python floats, in one device-to-host transfer."""
-    if isinstance(x, np.ndarray):  # the adapters' CPU path (zero-copy views): no dispatch
-        return float(x.min()), float(x.max())
-    xp = namespace(x)
-    lo, hi = to_host(xp.stack([xp.min(x), xp.max(x)]))
-    return float(lo), float(hi)
-
-
 def check_masses(x, name: str) -> None:
     """NaN/inf or negative masses raise; skipped on lazy arrays (JAX tracers, inside ``jit``)."""
     if is_lazy(x) or size(x) == 0:
         return
-    lo, hi = _extremes(x)  # NaN propagates into both; +-inf into one
-    if not (abs(lo) < float("inf") and abs(hi) < float("inf")):
+    lo, hi = _min_max(x, namespace(x))  # one transfer on GPUs; NaN propagates into both, +-inf into one
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contains NaN or infinite entries; all masses must be finite")
     if lo < 0:
         raise ValueError(
@@ -104,8 +95,8 @@ def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):
     """Checks of :func:`otcore.onedim.wasserstein_1d`'s inputs for the adapters.
 
     ``as_array(x, name)`` is the adapter's type/dtype/bins check (returns
-    the array); ``xp`` the namespace when the caller knows it. Returns ``(u_values, v_values, u_weights, v_weights)``, all
-    of ``u_values``' dtype.
+    the array); ``xp`` the namespace when the caller knows it. Returns
+    ``(u_values, v_values, u_weights, v_weights)``, all of ``u_values``' dtype.
     """
     u_values = as_array(u_values, "u_values")
     v_values = as_array(v_values, "v_values")
@@ -118,9 +109,8 @@ def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):
     dtype = u_values.dtype
     if v_values.dtype != dtype:
         v_values = xp.astype(v_values, dtype)
-    for x, name in ((u_values, "u_values"), (v_values, "v_values")):
-        if not (is_lazy(x) or size(x) == 0) and not bool(xp.all(xp.isfinite(x))):
-            raise ValueError(f"{name} contains NaN or infinite entries; sample positions must be finite")
+    check_values(u_values, "u_values", xp, nonneg=False, what="sample positions")
+    check_values(v_values, "v_values", xp, nonneg=False, what="sample positions")
     weights = []
     for w, x, name in ((u_weights, u_values, "u_weights"), (v_weights, v_values, "v_weights")):
         if w is not None:

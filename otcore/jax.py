@@ -15,8 +15,9 @@ The same losses as :mod:`otcore.torch`, for ``jax.Array`` histograms
 
 Input checks: shapes and dtypes are checked always (they are static);
 **value checks (NaN, negative masses, equal mass) run only eagerly** -- under
-``jax.jit`` the values are tracers and cannot be inspected, so check your
-data outside the jitted function if in doubt. ``reg``, ``n_iter``, ``rho``
+``jax.jit`` no value is read (the arguments are tracers, and closed-over
+constants are staged like them, see :func:`otcore._array.is_lazy`), so check
+your data outside the jitted function if in doubt. ``reg``, ``n_iter``, ``rho``
 and tree structures are static Python values (hashable, not traced).
 
 Importing :mod:`otcore` never imports JAX; this module does. float64 needs
@@ -81,18 +82,6 @@ def _check_array(x, name: str):
     return x
 
 
-def _traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-def _stage(*xs):
-    """Inside ``jit``, make concrete constants tracers too (so the core's eager value checks skip them)."""
-    probe = xs[0] * 1
-    if not _traced(probe):
-        return xs
-    return tuple(x if x is None or _traced(x) else x * 1 for x in xs)
-
-
 def _check_pair(pred, target, *, square: bool = True):
     """Type, dtype, shape and (eager only) value checks on pred/target; target cast to pred's dtype."""
     pred = _check_array(pred, "pred")
@@ -139,7 +128,7 @@ def _static_method(M, reg) -> str:
     lets the scaling method run when it cannot overflow (same rule as
     ``"auto"``), which under ``jit`` is about 2x faster per step.
     """
-    if _traced(M):
+    if isinstance(M, jax.core.Tracer):
         return "auto"
     from otcore.sinkhorn import _AUTO_RATIO
 
@@ -225,7 +214,6 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     pred, target = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
     method = _static_method(M, reg)
-    pred, target, M = _stage(pred, target, M)
     loss = _make_sinkhorn(reg, n_iter, tol, value, method)(pred, target, M)
     return reduce(loss, reduction)
 
@@ -306,7 +294,6 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     check_choice("reduction", reduction, REDUCTIONS)
     pred, target = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    pred, target, M = _stage(pred, target, M)
     return reduce(_emd(pred, target, M), reduction)
 
 
@@ -368,15 +355,14 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
-    pred, target = _stage(pred, target)
+    # an array of gaps is the custom_vjp's third input (zero cotangent); None or a number stays static
     aux = None if spacing is None or isinstance(spacing, (int, float)) else jnp.asarray(spacing, pred.dtype)
-    static_spacing = spacing if aux is None else None
 
     def value_fn(a, b, aux):
-        return cdf_emd(a, b, rho=rho, spacing=static_spacing if aux is None else aux)
+        return cdf_emd(a, b, rho=rho, spacing=spacing if aux is None else aux)
 
     def grad_fn(a, b, aux):
-        return cdf_emd_grad(a, b, rho=rho, spacing=static_spacing if aux is None else aux)
+        return cdf_emd_grad(a, b, rho=rho, spacing=spacing if aux is None else aux)
 
     loss = _make_grad_loss(value_fn, grad_fn, "cdf_emd_loss")(pred, target, aux)
     return reduce(loss, reduction)
@@ -416,7 +402,6 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
-    pred, target = _stage(pred, target)
 
     def value_fn(a, b, aux):
         return tree_emd(a, b, parent, weight, rho=rho)
@@ -463,7 +448,6 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     u_values, v_values, u_weights, v_weights = check_samples(
         u_values, v_values, u_weights, v_weights, _check_array
     )
-    u_values, v_values, u_weights, v_weights = _stage(u_values, v_values, u_weights, v_weights)
     with renamed_errors("wasserstein_1d_loss", "u/v as named"):
         loss = wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p)
     return reduce(loss, reduction)

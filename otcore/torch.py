@@ -72,7 +72,7 @@ from otcore._adapters import (
     renamed_errors,
 )
 from otcore._array import size
-from otcore._validate import check_choice, check_int, check_scalar
+from otcore._validate import check_choice, check_int, check_scalar, check_values
 
 __all__ = [
     "sinkhorn_loss",
@@ -336,7 +336,7 @@ class WassersteinLoss(torch.nn.Module):
             M = M.to(torch.get_default_dtype())
         if M.ndim != 2:
             raise ValueError(f"M must be a 2-D cost matrix, got shape {tuple(M.shape)}")
-        _check_masses(M, "M")
+        check_values(M, "M", _xp, what="costs")
         self.register_buffer("M", M)
         self.register_buffer("reg", torch.tensor(check_scalar("reg", reg, positive=True), dtype=M.dtype))
         self.n_iter = check_int("n_iter", n_iter, minimum=1)
@@ -511,8 +511,8 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
     pred, target = _check_pair(pred, target)
-    if isinstance(spacing, torch.Tensor):
-        spacing = spacing.to(device=pred.device, dtype=pred.dtype)
+    if isinstance(spacing, torch.Tensor):  # to the core like pred (a numpy view on the CPU)
+        spacing = _to_core(spacing.to(device=pred.device, dtype=pred.dtype))
     loss = _grad_loss(
         pred, target,
         lambda a, b: cdf_emd(a, b, rho=rho, spacing=spacing),

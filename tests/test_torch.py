@@ -282,6 +282,23 @@ def test_bad_cost_and_options():
         sinkhorn_loss(p.numpy(), p, M, 0.1)
     with pytest.raises(ValueError, match="u_values"):
         wasserstein_1d_loss(torch.zeros(2, 3, dtype=torch.int32), p)
+    with pytest.raises(ValueError, match="u_values.*NaN"):
+        wasserstein_1d_loss(torch.full((2, 3), float("nan"), dtype=D), p)
+    with pytest.raises(ValueError, match="M has negative costs"):
+        WassersteinLoss(M - 2.0, 0.1)
+
+
+def test_cdf_emd_tensor_spacing_matches_list():
+    """A spacing tensor (float32, on the CPU path) gives the same loss and gradient as a list."""
+    _core("onedim")
+    z, t = _data(3, 4, seed=9)
+    out = []
+    for spacing in ([1.0, 2.0, 0.5], torch.tensor([1.0, 2.0, 0.5])):
+        p = torch.softmax(z, -1).requires_grad_(True)
+        loss = cdf_emd_loss(p, t, rho=2, spacing=spacing)
+        loss.backward()
+        out.append((loss.detach(), p.grad))
+    torch.testing.assert_close(out[0], out[1])
 
 
 # ----------------------------------------------------------------- CPU fast path

@@ -17,19 +17,11 @@ independent of the machine's core count); ``cuda`` cases are skipped without
 a CUDA device.
 """
 
-import timeit
-
 import numpy as np
 
+from benchmarks._timing import interleaved_ratio
+
 N, K, H, N_ITER, REG = 100, 4, 32, 50, 0.1
-
-
-def _interleaved_ratio(f_num, f_den, number=20, repeat=7):
-    best_n = best_d = float("inf")
-    for _ in range(repeat):
-        best_n = min(best_n, timeit.timeit(f_num, number=number) / number)
-        best_d = min(best_d, timeit.timeit(f_den, number=number) / number)
-    return best_n / best_d
 
 
 class TimeToyStepTorch:
@@ -88,7 +80,7 @@ class TimeToyStepTorch:
         self.step_cross_entropy()
 
     def track_ratio(self, device):
-        return _interleaved_ratio(self.step_sinkhorn, self.step_cross_entropy)
+        return interleaved_ratio(self.step_sinkhorn, self.step_cross_entropy, number_f=20, number_g=20, repeat=7)
 
     track_ratio.unit = "ratio"
 
@@ -156,6 +148,6 @@ class TimeToyStepJax:
         self.step_cross_entropy()
 
     def track_ratio(self):
-        return _interleaved_ratio(self.step_sinkhorn, self.step_cross_entropy)
+        return interleaved_ratio(self.step_sinkhorn, self.step_cross_entropy, number_f=20, number_g=20, repeat=7)
 
     track_ratio.unit = "ratio"

@@ -7,10 +7,10 @@ POT's ``ot.dist`` uses the same GEMM expansion for (sq)euclidean and
 ``scipy.spatial.distance.cdist`` for the other metrics.
 """
 
-import timeit
 
 import numpy as np
 
+from benchmarks._timing import interleaved_ratio
 from otcore.cost import cost_matrix
 
 try:
@@ -40,15 +40,6 @@ def _pot(x, y, metric):
     return ot.dist(x, y, metric=metric)
 
 
-def ratio(f, g, repeat=5):
-    """``min time(f) / min time(g)``, the two timed alternately in one process."""
-    tf, tg = [], []
-    for _ in range(repeat):
-        tf.append(timeit.timeit(f, number=1))
-        tg.append(timeit.timeit(g, number=1))
-    return min(tf) / min(tg)
-
-
 class TimeCostMatrix:
     params = (METRICS, [1000, 4000], ["float64", "float32"])
     param_names = ["metric", "n", "dtype"]
@@ -68,7 +59,7 @@ class TimeCostMatrix:
     def track_ratio_vs_pot(self, metric, n, dtype):
         if ot is None:
             raise NotImplementedError("POT not installed")
-        return ratio(
+        return interleaved_ratio(
             lambda: _ours(self.x, self.y, metric),
             lambda: _pot(self.x, self.y, metric),
             repeat=5 if n <= 1000 else 3,

@@ -6,21 +6,12 @@ min of repeats), so they stay meaningful on a shared machine:
 (target <= 1.0 at 10^6 samples); ``track_speedup_vs_emd2`` = t(ot.emd2) / t(otcore).
 """
 
-import timeit
 
 import numpy as np
 
 from benchmarks._problems import histograms
+from benchmarks._timing import interleaved_ratio
 from otcore.onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
-
-
-def _ratio(f, g, repeat=5):
-    """min-time(f) / min-time(g), the two timed alternately in one process."""
-    tf, tg = [], []
-    for _ in range(repeat):
-        tf.append(timeit.timeit(f, number=1))
-        tg.append(timeit.timeit(g, number=1))
-    return min(tf) / min(tg)
 
 
 def _samples(n, case, seed=0):
@@ -58,7 +49,7 @@ class Wasserstein1D:
     def track_time_vs_scipy(self, n, case):
         import scipy.stats
 
-        return _ratio(
+        return interleaved_ratio(
             lambda: wasserstein_1d(self.u, self.v, self.uw, self.vw),
             lambda: scipy.stats.wasserstein_distance(self.u, self.v, self.uw, self.vw),
             repeat=3,
@@ -72,7 +63,7 @@ class Wasserstein1D:
 
         uw = np.full(self.u.size, 1 / self.u.size) if self.uw is None else self.uw / self.uw.sum()
         vw = np.full(self.v.size, 1 / self.v.size) if self.vw is None else self.vw / self.vw.sum()
-        return _ratio(
+        return interleaved_ratio(
             lambda: wasserstein_1d(self.u, self.v, self.uw, self.vw, p=2),
             lambda: ot.wasserstein_1d(self.u, self.v, uw, vw, p=2),
             repeat=3,
@@ -116,6 +107,6 @@ class CdfEmdVsLP:
     def track_speedup_vs_emd2(self, n):
         import ot
 
-        return 1.0 / _ratio(lambda: cdf_emd(self.a, self.b), lambda: ot.emd2(self.a, self.b, self.M), repeat=3)
+        return 1.0 / interleaved_ratio(lambda: cdf_emd(self.a, self.b), lambda: ot.emd2(self.a, self.b, self.M), repeat=3)
 
     track_speedup_vs_emd2.unit = "ratio"

@@ -9,11 +9,11 @@ source as columns, ``ot.wasserstein_1d`` with all pairs as columns, a loop of
 ``ot.emd2``); a number above 1 means otcore is slower.
 """
 
-import timeit
 
 import numpy as np
 
 from benchmarks._problems import histograms
+from benchmarks._timing import interleaved_ratio
 
 try:
     from otcore.pairwise import pairwise_distances
@@ -146,10 +146,6 @@ class TimePairwiseCupy:
         self.cp.cuda.Stream.null.synchronize()
 
 
-def _best(f, repeat=3):
-    return min(timeit.repeat(f, number=1, repeat=repeat))
-
-
 def _pot_pairwise(method, A, M):
     import ot
 
@@ -197,10 +193,6 @@ class TrackPairwise:
         def pot():
             _pot_pairwise(method, self.A, self.M)
 
-        t_ours, t_pot = [], []
-        for _ in range(5):
-            t_ours.append(_best(ours, 3))
-            t_pot.append(_best(pot, 3))
-        return min(t_ours) / min(t_pot)
+        return interleaved_ratio(ours, pot, repeat=15)
 
     track_ratio_vs_pot.unit = "ratio"

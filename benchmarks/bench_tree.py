@@ -6,11 +6,11 @@ difference of the two values (target <= 1e-12). Times are interleaved, min of
 repeats, in one process.
 """
 
-import timeit
 
 import numpy as np
 
 from benchmarks._problems import histograms
+from benchmarks._timing import interleaved_ratio
 from otcore.tree import compile_tree, tree_emd, tree_emd_grad, tree_metric
 
 
@@ -20,16 +20,6 @@ def random_tree(n, seed=0):
     parent = np.concatenate([[-1], (rng.random(n - 1) * np.arange(1, n)).astype(np.int64)])
     weight = rng.random(n) + 0.1
     return parent, weight
-
-
-def _ratio(f, g, nf=1, repeat=3):
-    """Time per call of ``f`` (``nf`` calls per measurement) / time of one ``g``; min of
-    ``repeat`` measurements each, the two timed alternately in one process."""
-    tf, tg = [], []
-    for _ in range(repeat):
-        tf.append(timeit.timeit(f, number=nf) / nf)
-        tg.append(timeit.timeit(g, number=1))
-    return min(tf) / min(tg)
 
 
 class TreeEMD:
@@ -61,7 +51,7 @@ class TreeEMD:
 
         f = lambda: tree_emd(self.a, self.b, self.tree)  # noqa: E731
         g = lambda: ot.emd2(self.a, self.b, self.M, numItermax=10**7)  # noqa: E731
-        return 1.0 / _ratio(f, g, nf=200)
+        return 1.0 / interleaved_ratio(f, g, number_f=200, repeat=3)
 
     track_speedup_vs_emd2.unit = "ratio"
 
@@ -76,7 +66,7 @@ class TreeEMD:
         A = sp.vstack([sp.kron(sp.eye(n), one), sp.kron(one, sp.eye(n))]).tocsr()[:-1]
         beq = np.concatenate([self.a, self.b])[:-1]
         g = lambda: linprog(self.M.ravel(), A_eq=A, b_eq=beq, bounds=(0, None), method="highs")  # noqa: E731
-        return 1.0 / _ratio(lambda: tree_emd(self.a, self.b, self.tree), g, nf=200, repeat=1)
+        return 1.0 / interleaved_ratio(lambda: tree_emd(self.a, self.b, self.tree), g, number_f=200, repeat=1)
 
     track_speedup_vs_linprog.unit = "ratio"
 

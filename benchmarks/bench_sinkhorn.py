@@ -16,12 +16,12 @@ cupy variants skip (``NotImplementedError`` in ``setup``) without a CUDA device.
 
 import contextlib
 import time
-import timeit
 import warnings
 
 import numpy as np
 
 from benchmarks._problems import batch_problem, euclidean_problem
+from benchmarks._timing import interleaved_times
 from otcore.sinkhorn import sinkhorn, sinkhorn2
 
 try:
@@ -57,13 +57,9 @@ def _interleaved(fa, fb, rounds=3, repeat=3, cpu=True):
     robust to other jobs on a shared machine (wall-clock ratios there drift by a
     factor of 2 or more). ``cpu=False``: wall-clock (for GPU runs).
     """
-    ta, tb = [], []
     timer = time.process_time if cpu else time.perf_counter
     with _single_thread() if cpu else contextlib.nullcontext():
-        for _ in range(rounds):
-            ta.append(min(timeit.repeat(fa, repeat=repeat, number=1, timer=timer)))
-            tb.append(min(timeit.repeat(fb, repeat=repeat, number=1, timer=timer)))
-    return min(ta), min(tb)
+        return interleaved_times(fa, fb, repeat=rounds * repeat, timer=timer)
 
 
 def _single(n, dtype, seed=0):

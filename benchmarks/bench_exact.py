@@ -6,35 +6,17 @@ The ``track_*`` benchmarks return time ratios measured in one process,
 interleaved, min of several repeats, so they are meaningful on a shared machine.
 """
 
-import time
 
 import numpy as np
 
 from benchmarks._problems import euclidean_problem
+from benchmarks._timing import interleaved_ratio
 from otcore.exact import emd, emd2
 
 try:
     import ot
 except ImportError:  # pragma: no cover - POT is in the bench extra
     ot = None
-
-
-def _min_time(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _interleaved_ratio(fn_num, fn_den, repeat):
-    """min time of fn_num / min time of fn_den, the two interleaved."""
-    tn, td = np.inf, np.inf
-    for _ in range(repeat):
-        tn = min(tn, _min_time(fn_num, 1))
-        td = min(td, _min_time(fn_den, 1))
-    return tn / td
 
 
 class TimeEMD:
@@ -109,8 +91,8 @@ class TrackRatioVsPOT:
 
     def track_auto_over_pot(self, n):
         a, b, M = self.a, self.b, self.M
-        return _interleaved_ratio(
-            lambda: emd2(a, b, M), lambda: ot.emd2(a, b, M, numItermax=10**8), 5 if n <= 1000 else 2
+        return interleaved_ratio(
+            lambda: emd2(a, b, M), lambda: ot.emd2(a, b, M, numItermax=10**8), repeat=5 if n <= 1000 else 2
         )
 
     track_auto_over_pot.unit = "ratio"
@@ -128,7 +110,7 @@ class TrackSpeedupOverLinprog:
 
     def track_linprog_over_auto(self, n):
         a, b, M = self.a, self.b, self.M
-        return _interleaved_ratio(lambda: emd2(a, b, M, method="linprog"), lambda: emd2(a, b, M), 3)
+        return interleaved_ratio(lambda: emd2(a, b, M, method="linprog"), lambda: emd2(a, b, M), repeat=3)
 
     track_linprog_over_auto.unit = "ratio"
 
@@ -169,7 +151,7 @@ class TrackSmallRatioVsPOT:
             for i in range(k):
                 ot.emd2(A[i], B[i], M)
 
-        return _interleaved_ratio(ours, pot, 5)
+        return interleaved_ratio(ours, pot, repeat=5)
 
     track_auto_over_pot.unit = "ratio"
 
@@ -190,8 +172,8 @@ class TrackBatchRatioVsPOT:
 
     def track_batch_over_pot_loop(self):
         A, B, M = self.A, self.B, self.M
-        return _interleaved_ratio(
-            lambda: emd2(A, B, M), lambda: [ot.emd2(A[i], B[i], M) for i in range(200)], 3
+        return interleaved_ratio(
+            lambda: emd2(A, B, M), lambda: [ot.emd2(A[i], B[i], M) for i in range(200)], repeat=3
         )
 
     track_batch_over_pot_loop.unit = "ratio"

@@ -1,4 +1,4 @@
-"""asv benchmarks: ground costs (``otcore.cost.cost_matrix``) against POT's ``ot.dist``.
+"""asv benchmarks: ground costs (``otcore.cost_matrix``) against POT's ``ot.dist``.
 
 Random points in the unit cube of dimension 8, ``n x n`` costs, float64 and
 float32. ``track_ratio_vs_pot`` is ``time(otcore) / time(POT)`` measured in
@@ -11,7 +11,7 @@ POT's ``ot.dist`` uses the same GEMM expansion for (sq)euclidean and
 import numpy as np
 
 from benchmarks._timing import interleaved_ratio
-from otcore.cost import cost_matrix
+from otcore._cost import cost_matrix
 
 try:
     import ot

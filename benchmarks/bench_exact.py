@@ -1,4 +1,4 @@
-"""asv benchmarks of the exact EMD (otcore.exact) against POT's network simplex.
+"""asv benchmarks of the exact EMD (otcore._exact) against POT's network simplex.
 
 Problem: random 2-D points, Euclidean cost, random histograms, float64
 (``benchmarks._problems.euclidean_problem``), the same problem for both sides.
@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks._problems import euclidean_problem
 from benchmarks._timing import interleaved_ratio
-from otcore.exact import emd, emd2
+from otcore._exact import emd, emd2
 
 try:
     import ot

@@ -1,4 +1,4 @@
-"""asv benchmarks for otcore.onedim: wasserstein_1d vs scipy / POT, cdf_emd batches.
+"""asv benchmarks for otcore._onedim: wasserstein_1d vs scipy / POT, cdf_emd batches.
 
 ``track_*`` methods return time ratios measured in the same process (interleaved,
 min of repeats), so they stay meaningful on a shared machine:
@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks._problems import histograms
 from benchmarks._timing import interleaved_ratio
-from otcore.onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
+from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
 
 
 def _samples(n, case, seed=0):

@@ -16,7 +16,7 @@ from benchmarks._problems import histograms
 from benchmarks._timing import interleaved_ratio
 
 try:
-    from otcore.pairwise import pairwise_distances
+    from otcore._pairwise import pairwise_distances
 except ImportError:  # an old commit without the module: asv skips the benchmarks
     pairwise_distances = None
 
@@ -33,7 +33,7 @@ def _problem(N, K, seed=0):
 
 def _need():
     if pairwise_distances is None:
-        raise NotImplementedError("otcore.pairwise not available")
+        raise NotImplementedError("otcore._pairwise not available")
 
 
 _KW = {

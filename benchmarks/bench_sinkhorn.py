@@ -1,4 +1,4 @@
-"""asv benchmarks of otcore.sinkhorn (scaling / log, single pair / batched, float32 / float64).
+"""asv benchmarks of otcore._sinkhorn (scaling / log, single pair / batched, float32 / float64).
 
 ``track_*`` methods return speed ratios measured in the same process against POT
 (interleaved, min of several repeats, CPU time on one BLAS thread), so they stay
@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks._problems import batch_problem, euclidean_problem
 from benchmarks._timing import interleaved_times
-from otcore.sinkhorn import sinkhorn, sinkhorn2
+from otcore._sinkhorn import sinkhorn, sinkhorn2
 
 try:
     import ot

@@ -1,4 +1,4 @@
-"""asv benchmarks for otcore.tree: tree EMD vs the exact LP on the tree metric.
+"""asv benchmarks for otcore._tree: tree EMD vs the exact LP on the tree metric.
 
 ``track_speedup_vs_emd2`` = t(ot.emd2 on tree_metric) / t(tree_emd) for one
 pair (target >= 1000 at 1000 nodes); ``track_rel_error_vs_emd2`` the relative
@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks._problems import histograms
 from benchmarks._timing import interleaved_ratio
-from otcore.tree import compile_tree, tree_emd, tree_emd_grad, tree_metric
+from otcore._tree import compile_tree, tree_emd, tree_emd_grad, tree_metric
 
 
 def random_tree(n, seed=0):

@@ -11,7 +11,7 @@ predicted and the true grid cell** on the test set (lower is better).
 
 Deviations from the seed, to get converged networks in a CPU budget: SGD with
 momentum 0.9 and minibatches of 100; the ground metric normalised to
-``[0, 10]`` (``otcore.cost.normalize_cost(M, scale=10)``, as the seed
+``[0, 10]`` (``otcore.normalize_cost(M, scale=10)``, as the seed
 suggests) with ``reg = 1`` (``lambda = 1``; the seed's ``lambda = 0.1`` with
 distances in grid units blurs the plan over the whole grid). Defaults: d in
 {3, 5}, t in {0.1, 0.5, 0.9}, one run each, 3000 iterations. ``--full``:
@@ -39,7 +39,7 @@ def coords(d):
     import numpy as np
 
     k = np.arange(d * d)
-    return np.stack([k // d, k % d], axis=1).astype(float)  # row-major, as otcore.cost.grid_cost
+    return np.stack([k // d, k % d], axis=1).astype(float)  # row-major, as otcore.grid_cost
 
 
 def make_data(d, n, noise, rng, sigma=0.2):
@@ -62,7 +62,7 @@ def run_one(d, noise, seed, args, torch, pbar=None):
     import numpy as np
     import torch.nn.functional as F
 
-    from otcore.cost import grid_cost, normalize_cost
+    from otcore._cost import grid_cost, normalize_cost
     from otcore.torch import WassersteinLoss
 
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ are classified by an MLP ``64 -> 128 -> 128 -> 10`` trained on
 - cross-entropy (KL),
 - the Sinkhorn loss (:class:`otcore.torch.WassersteinLoss`, 50 iterations)
   with ground metric :math:`d_p(i, j) = |i - j|^p` normalised to ``[0, 10]``
-  (``otcore.cost.ordinal_cost`` + ``normalize_cost(scale=10)``, as in the
+  (``otcore.ordinal_cost`` + ``normalize_cost(scale=10)``, as in the
   seed) for each ``p`` (default 1 and 2),
 - the squared EMD of the 1D closed form (``otcore.torch.cdf_emd_loss`` with
   ``rho=2``; Hou et al.).
@@ -64,7 +64,7 @@ def main(argv=None):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from otcore.cost import normalize_cost, ordinal_cost
+    from otcore._cost import normalize_cost, ordinal_cost
     from otcore.torch import WassersteinLoss, cdf_emd_loss
 
     out = ensure_out(args.out)

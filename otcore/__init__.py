@@ -12,8 +12,8 @@ by default, float32 kept; ``reg`` is the entropic regularisation epsilon
 """
 
 from otcore._validate import ConvergenceWarning
-from otcore.cost import cost_matrix, grid_cost, normalize_cost, ordinal_cost
-from otcore.coupling import (
+from otcore._cost import cost_matrix, grid_cost, normalize_cost, ordinal_cost
+from otcore._coupling import (
     assignment_plan,
     barycentric_map,
     independent_coupling,
@@ -22,11 +22,11 @@ from otcore.coupling import (
     monge_cost,
     transport_cost,
 )
-from otcore.exact import EMDResult, emd, emd2
-from otcore.onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
-from otcore.pairwise import pairwise_distances
-from otcore.sinkhorn import SinkhornResult, sinkhorn, sinkhorn2
-from otcore.tree import (
+from otcore._exact import EMDResult, emd, emd2
+from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
+from otcore._pairwise import pairwise_distances
+from otcore._sinkhorn import SinkhornResult, sinkhorn, sinkhorn2
+from otcore._tree import (
     Tree,
     compile_tree,
     tree_emd,

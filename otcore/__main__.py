@@ -253,7 +253,7 @@ def _ground_cost(args, n: int, m: int, names) -> np.ndarray:
         i = np.arange(n, dtype=np.float64)[:, None]
         j = np.arange(m, dtype=np.float64)[None, :]
         return np.abs(i - j) ** p
-    from otcore.cost import cost_matrix
+    from otcore._cost import cost_matrix
 
     xa = _positions(n, args, names[0])
     xb = _positions(m, args, names[1])
@@ -285,7 +285,7 @@ def _check_mass(tables) -> None:
 
 
 def _distance(args) -> int:
-    from otcore.pairwise import _make_kernel, pairwise_distances
+    from otcore._pairwise import _make_kernel, pairwise_distances
 
     method = args.method
     if method is None:
@@ -384,7 +384,7 @@ def _distance(args) -> int:
             params["positions"] = args.positions
     else:  # tree
         parent, weight = _read_tree(args.tree, n)
-        from otcore.tree import compile_tree
+        from otcore._tree import compile_tree
 
         try:
             tree = compile_tree(parent, weight)
@@ -470,12 +470,12 @@ def demo(out=None) -> int:
             print(line, file=out)
 
     t0 = time.perf_counter()
-    from otcore.cost import ordinal_cost
-    from otcore.exact import emd, emd2
-    from otcore.onedim import cdf_emd, wasserstein_1d
-    from otcore.pairwise import pairwise_distances
-    from otcore.sinkhorn import sinkhorn
-    from otcore.tree import tree_emd, tree_metric
+    from otcore._cost import ordinal_cost
+    from otcore._exact import emd, emd2
+    from otcore._onedim import cdf_emd, wasserstein_1d
+    from otcore._pairwise import pairwise_distances
+    from otcore._sinkhorn import sinkhorn
+    from otcore._tree import tree_emd, tree_metric
 
     a = np.array([0.4, 0.3, 0.2, 0.1, 0.0])
     b = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
@@ -502,7 +502,7 @@ def demo(out=None) -> int:
         f"     max(f_i + g_j - M_ij) = {viol:+.1e}   (<= 0: feasible)",
         f"     <a, f> + <b, g>      = {float(a @ f + b @ g):.4f}  (= W: optimal)",
         "",
-        "2. Sinkhorn distance (otcore.sinkhorn): entropic regularisation, K = exp(-M / reg)",
+        "2. Sinkhorn distance (otcore._sinkhorn): entropic regularisation, K = exp(-M / reg)",
     )
     for reg in (1.0, 0.1, 0.02):
         s = sinkhorn(a, b, M, reg)

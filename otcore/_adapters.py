@@ -92,7 +92,7 @@ def check_masses(x, name: str) -> None:
 
 
 def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):
-    """Checks of :func:`otcore.onedim.wasserstein_1d`'s inputs for the adapters.
+    """Checks of :func:`otcore.wasserstein_1d`'s inputs for the adapters.
 
     ``as_array(x, name)`` is the adapter's type/dtype/bins check (returns
     the array); ``xp`` the namespace when the caller knows it. Returns

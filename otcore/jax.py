@@ -114,7 +114,7 @@ def _zeros(tree):
 
 # --------------------------------------------------------------------------- Sinkhorn
 def _sinkhorn_run(pred, target, M, reg, n_iter, tol, method="auto"):
-    from otcore.sinkhorn import sinkhorn
+    from otcore._sinkhorn import sinkhorn
 
     with renamed_errors("sinkhorn_loss"):
         return sinkhorn(pred, target, M, reg, n_iter=n_iter, tol=tol, method=method)
@@ -130,7 +130,7 @@ def _static_method(M, reg) -> str:
     """
     if isinstance(M, jax.core.Tracer):
         return "auto"
-    from otcore.sinkhorn import _AUTO_RATIO
+    from otcore._sinkhorn import _AUTO_RATIO
 
     Mh = np.asarray(M)
     if Mh.size == 0 or not np.all(np.isfinite(Mh)):
@@ -221,7 +221,7 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
 # --------------------------------------------------------------------------- exact EMD
 def _emd_host(pred, target, M):
     """Host side of the exact loss: numpy in, (cost, f - mean f, g - mean g) out."""
-    from otcore.exact import emd
+    from otcore._exact import emd
 
     pred, target, M = np.asarray(pred), np.asarray(target), np.asarray(M)
     with renamed_errors("emd_loss"):
@@ -325,8 +325,8 @@ def _make_grad_loss(value_fn, grad_fn, where):
 def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     r"""EMD on a line through CDFs (``rho=2``: the squared EMD), JAX.
 
-    :func:`otcore.onedim.cdf_emd` forward and
-    :func:`otcore.onedim.cdf_emd_grad` backward; ``jit``/``vmap``
+    :func:`otcore.cdf_emd` forward and
+    :func:`otcore.cdf_emd_grad` backward; ``jit``/``vmap``
     compatible. ``spacing`` may be None, a number or an array of bin widths
     (it receives no gradient).
 
@@ -350,7 +350,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     >>> print(f"{float(cdf_emd_loss(p, t)):.2f} {float(cdf_emd_loss(p, t, rho=2)):.2f}")
     1.50 1.25
     """
-    from otcore.onedim import cdf_emd, cdf_emd_grad
+    from otcore._onedim import cdf_emd, cdf_emd_grad
 
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
@@ -371,9 +371,9 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
     r"""Tree earth mover's distance loss, JAX.
 
-    :func:`otcore.tree.tree_emd` forward and :func:`otcore.tree.tree_emd_grad`
+    :func:`otcore.tree_emd` forward and :func:`otcore.tree_emd_grad`
     backward; ``jit``/``vmap`` compatible. ``parent`` (and ``weight``) are
-    static: compile the tree once with ``otcore.tree.compile_tree(parent,
+    static: compile the tree once with ``otcore.compile_tree(parent,
     weight)`` and pass it as ``parent``.
 
     Parameters
@@ -397,7 +397,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     >>> print(f"{float(tree_emd_loss(p, t, [-1, 0, 0])):.2f}")
     2.00
     """
-    from otcore.tree import tree_emd, tree_emd_grad
+    from otcore._tree import tree_emd, tree_emd_grad
 
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
@@ -416,7 +416,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
 def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p=1, reduction="mean"):
     r"""Wasserstein loss between 1D empirical distributions, JAX.
 
-    :func:`otcore.onedim.wasserstein_1d` differentiated by JAX itself
+    :func:`otcore.wasserstein_1d` differentiated by JAX itself
     (sorting and the quantile closed form are differentiable; exact away
     from ties and, for ``p=1``, from quantile crossings).
 
@@ -442,7 +442,7 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     >>> print(f"{float(wasserstein_1d_loss(u, v)):.2f}")
     0.75
     """
-    from otcore.onedim import wasserstein_1d
+    from otcore._onedim import wasserstein_1d
 
     check_choice("reduction", reduction, REDUCTIONS)
     u_values, v_values, u_weights, v_weights = check_samples(

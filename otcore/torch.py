@@ -20,8 +20,8 @@ loss                              gradient used in the backward
                                   (``SinkhornResult.grad``)
 :func:`emd_loss`                  dual potentials :math:`f - \bar f`,
                                   :math:`g - \bar g`
-:func:`cdf_emd_loss`              ``otcore.onedim.cdf_emd_grad``
-:func:`tree_emd_loss`             ``otcore.tree.tree_emd_grad``
+:func:`cdf_emd_loss`              ``otcore.cdf_emd_grad``
+:func:`tree_emd_loss`             ``otcore.tree_emd_grad``
 :func:`wasserstein_1d_loss`       autograd through the sorted-sample
                                   (quantile) closed form
 ================================  ==========================================
@@ -201,7 +201,7 @@ class _SinkhornFn(torch.autograd.Function):
         # ``apply`` costs time in the forward and the backward); M gets no
         # gradient, so it is not an input of the graph
         M, reg, n_iter, tol, value, want_b, reduction, deferred = opts
-        from otcore.sinkhorn import sinkhorn
+        from otcore._sinkhorn import sinkhorn
 
         try:
             res = sinkhorn(_to_core(pred), _to_core(target), _to_core(M), reg, n_iter=n_iter, tol=tol)
@@ -241,7 +241,7 @@ class _SinkhornFn(torch.autograd.Function):
 def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean"):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn).
 
-    Runs :func:`otcore.sinkhorn.sinkhorn` on the tensors (CPU or CUDA, no host
+    Runs :func:`otcore.sinkhorn` on the tensors (CPU or CUDA, no host
     copy) and back-propagates Frogner et al.'s closed-form gradient
     :math:`\nabla_a = \varepsilon(\log u - \overline{\log u})`.
 
@@ -361,7 +361,7 @@ class WassersteinLoss(torch.nn.Module):
 class _EMDFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred, target, M, want_b):
-        from otcore.exact import emd
+        from otcore._exact import emd
 
         with renamed_errors("emd_loss"):
             res = emd(_to_core(pred), _to_core(target), _to_core(M))
@@ -379,7 +379,7 @@ class _EMDFn(torch.autograd.Function):
 def emd_loss(pred, target, M, *, reduction="mean"):
     r"""Exact earth mover's distance loss (linear program on the host).
 
-    The forward solves the transport LP with :func:`otcore.exact.emd` (the
+    The forward solves the transport LP with :func:`otcore.emd` (the
     one host transfer in this module); the backward uses the centred dual
     potentials :math:`f - \bar f` (for ``pred``) and :math:`g - \bar g` (for
     ``target``), a (sub)gradient of the EMD.
@@ -409,7 +409,7 @@ def emd_loss(pred, target, M, *, reduction="mean"):
 def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p=1, reduction="mean"):
     r"""Wasserstein loss between 1D empirical distributions (batched on leading axes).
 
-    :func:`otcore.onedim.wasserstein_1d` evaluated on the tensors with
+    :func:`otcore.wasserstein_1d` evaluated on the tensors with
     autograd on: the closed form (sorted samples / quantile functions) is
     differentiated directly, which is exact away from ties and, for
     ``p=1``, from crossings :math:`F^{-1}(t) = G^{-1}(t)`.
@@ -435,7 +435,7 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     >>> print(f"{float(loss.detach()):.2f}", u.grad.tolist())
     0.75 [[-0.5, -0.5]]
     """
-    from otcore.onedim import wasserstein_1d
+    from otcore._onedim import wasserstein_1d
 
     check_choice("reduction", reduction, REDUCTIONS)
     u_values, v_values, u_weights, v_weights = check_samples(
@@ -479,10 +479,10 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
 
     :math:`\sum_k s_k\,|C_k(\mathrm{pred}) - C_k(\mathrm{target})|^\rho`, with
     :math:`C` the cumulative sums and :math:`s` the bin spacing
-    (:func:`otcore.onedim.cdf_emd`). ``rho=1`` is the 1D earth mover's
+    (:func:`otcore.cdf_emd`). ``rho=1`` is the 1D earth mover's
     distance with ground metric :math:`|i-j|`; ``rho=2`` is the squared EMD
     of Hou et al. used for ordinal classes. The backward uses
-    :func:`otcore.onedim.cdf_emd_grad` (closed form, centred).
+    :func:`otcore.cdf_emd_grad` (closed form, centred).
 
     Parameters
     ----------
@@ -506,7 +506,7 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     >>> print(f"{float(cdf_emd_loss(p, t)):.2f} {float(cdf_emd_loss(p, t, rho=2)):.2f}")
     1.50 1.25
     """
-    from otcore.onedim import cdf_emd, cdf_emd_grad
+    from otcore._onedim import cdf_emd, cdf_emd_grad
 
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
@@ -525,8 +525,8 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
     r"""Tree earth mover's distance loss (closed form on a tree metric).
 
-    :func:`otcore.tree.tree_emd` forward, :func:`otcore.tree.tree_emd_grad`
-    backward. Pass a compiled tree (``otcore.tree.compile_tree(parent,
+    :func:`otcore.tree_emd` forward, :func:`otcore.tree_emd_grad`
+    backward. Pass a compiled tree (``otcore.compile_tree(parent,
     weight)``) as ``parent`` to avoid recompiling it at every step.
 
     Parameters
@@ -550,7 +550,7 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     >>> print(f"{float(tree_emd_loss(p, t, parent)):.2f}")
     2.00
     """
-    from otcore.tree import tree_emd, tree_emd_grad
+    from otcore._tree import tree_emd, tree_emd_grad
 
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)

@@ -42,11 +42,6 @@ def _M(k, p=1.0):
     return np.abs(x[:, None] - x[None, :]) ** p
 
 
-def _needs(mod):
-    if importlib.util.find_spec(mod) is None:
-        pytest.skip(f"{mod} not available")
-
-
 # --------------------------------------------------------------------------------------
 # distances
 
@@ -146,7 +141,6 @@ def test_header_comments_and_normalize(tmp_path, capsys):
 
 
 def test_sinkhorn(files, capsys):
-    _needs("otcore.sinkhorn")
     _, _, _, _, tmp = files
     rng = np.random.default_rng(1)
     A = rng.random((3, 4)) + 0.1
@@ -163,8 +157,7 @@ def test_sinkhorn(files, capsys):
 
 
 def test_tree(files, capsys):
-    _needs("otcore.tree")
-    from otcore.tree import tree_metric
+    from otcore._tree import tree_metric
 
     A, B, a, b, tmp = files
     t = _write(tmp / "tree.txt", [[-1, 0], [0, 1.0], [0, 2.0], [1, 0.5]], sep=" ")
@@ -296,8 +289,6 @@ def test_usage_errors_are_exit_2(files, capsys):
 
 
 def test_demo_subprocess():
-    for mod in ("otcore.sinkhorn", "otcore.tree", "otcore.onedim", "otcore.exact", "otcore.cost"):
-        _needs(mod)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(
         [sys.executable, "-m", "otcore", "demo"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
-import otcore.cost as cost_mod
-from otcore.cost import METRICS, cost_matrix, grid_cost, normalize_cost, ordinal_cost
+import otcore._cost as cost_mod
+from otcore._cost import METRICS, cost_matrix, grid_cost, normalize_cost, ordinal_cost
 from tests._helpers import assert_namespace, asxp, xp_assert_close
 
 CASES = [(m, {}) for m in METRICS if m != "minkowski"] + [

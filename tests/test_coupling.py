@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from otcore.coupling import (
+from otcore._coupling import (
     assignment_plan,
     barycentric_map,
     independent_coupling,

@@ -30,6 +30,6 @@ def test_docs_build_strict(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("otcore.pairwise.pairwise_distances", "otcore.exact.emd", "otcore.sinkhorn.sinkhorn"):
+    for name in ("otcore._pairwise.pairwise_distances", "otcore._exact.emd", "otcore._sinkhorn.sinkhorn"):
         assert f'id="{name}"' in api, name
     assert (tmp_path / "site" / "javascripts" / "mathjax.js").exists()

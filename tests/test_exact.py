@@ -1,4 +1,4 @@
-"""Tests of otcore.exact: exact EMD against POT's network simplex and scipy's LP."""
+"""Tests of otcore._exact: exact EMD against POT's network simplex and scipy's LP."""
 
 import numpy as np
 import ot
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import otcore.exact as exact_mod
-from otcore.exact import EMDResult, emd, emd2
+import otcore._exact as exact_mod
+from otcore._exact import EMDResult, emd, emd2
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 METHODS = ["auto", "full", "sparse", "linprog"]

@@ -1,4 +1,4 @@
-"""Tests for otcore.onedim: wasserstein_1d, cdf_emd, cdf_emd_grad.
+"""Tests for otcore._onedim: wasserstein_1d, cdf_emd, cdf_emd_grad.
 
 References: scipy.stats.wasserstein_distance (p = 1), POT's exact LP ``ot.emd2``
 on |x - y|^p costs, finite differences, closed forms.
@@ -10,7 +10,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otcore.onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
+from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 ot = pytest.importorskip("ot")

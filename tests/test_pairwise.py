@@ -1,6 +1,7 @@
-"""Tests of otcore.pairwise: every method against a per-pair loop of the reference (POT or
+"""Tests of otcore._pairwise: every method against a per-pair loop of the reference (POT or
 the closed form), chunking invariants, namespaces, bad input, and dask on a local cluster."""
 
+import importlib
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otcore.pairwise import _pair_chunks, pairwise_distances
+from otcore._pairwise import _pair_chunks, pairwise_distances
 from tests._helpers import asxp, random_histograms, xp_assert_close
 
 
@@ -81,8 +82,7 @@ def test_cdf_rho2_matches_closed_form(data):
 
 
 def test_sinkhorn_matches_pot_loop(data):
-    pytest.importorskip("otcore.sinkhorn")
-    from otcore.sinkhorn import sinkhorn2
+    from otcore._sinkhorn import sinkhorn2
 
     A, B, M = data
     reg = 0.5
@@ -109,7 +109,7 @@ def test_sinkhorn_matches_pot_loop(data):
 
 
 def test_tree_matches_exact_on_tree_metric(rng):
-    tree = pytest.importorskip("otcore.tree")
+    tree = importlib.import_module("otcore._tree")
     parent = np.array([-1, 0, 0, 1, 1, 2, 2, 3])
     weight = np.array([0.0, 2.0, 1.0, 1.0, 0.5, 1.5, 1.0, 0.3])
     A = random_histograms(rng, (6, 8))
@@ -147,16 +147,16 @@ def test_pair_chunks_cover_each_pair_once(na, nb, symmetric, diag, chunk):
 
 
 def test_kernel_calls_bounded_by_chunk(monkeypatch, rng):
-    import otcore.onedim
+    import otcore._onedim
 
     calls = []
-    real = otcore.onedim.cdf_emd
+    real = otcore._onedim.cdf_emd
 
     def spy(a, b, **kw):
         calls.append(a.shape[0])
         return real(a, b, **kw)
 
-    monkeypatch.setattr(otcore.onedim, "cdf_emd", spy)
+    monkeypatch.setattr(otcore._onedim, "cdf_emd", spy)
     A = random_histograms(rng, (20, 4))
     D = pairwise_distances(A, method="cdf", chunk_size=16)
     assert sum(calls) == 20 * 19 // 2  # upper triangle only
@@ -254,7 +254,7 @@ def test_1d_needs_no_equal_mass():
 
 def test_import_does_not_import_dask():
     code = (
-        "import sys, otcore, otcore.pairwise, otcore.__main__; "
+        "import sys, otcore, otcore._pairwise, otcore.__main__; "
         "print(any(m.split('.')[0] in ('dask', 'distributed', 'tqdm') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -275,20 +275,7 @@ def dask_client():
 
 
 def _methods_for_dask():
-    out = ["exact", "cdf", "1d"]
-    try:
-        import otcore.sinkhorn  # noqa: F401
-
-        out.append("sinkhorn")
-    except ImportError:
-        pass
-    try:
-        import otcore.tree  # noqa: F401
-
-        out.append("tree")
-    except ImportError:
-        pass
-    return out
+    return ["exact", "cdf", "1d", "sinkhorn", "tree"]
 
 
 def test_dask_distributed_identical_to_in_memory(dask_client, rng):

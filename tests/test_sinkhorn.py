@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otcore._validate import ConvergenceWarning
-from otcore.sinkhorn import SINKHORN_METHODS, SinkhornResult, sinkhorn, sinkhorn2
+from otcore._sinkhorn import SINKHORN_METHODS, SinkhornResult, sinkhorn, sinkhorn2
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
 
 
@@ -424,7 +424,7 @@ def test_log_absorb_check_interval_gpu_path():
     # (one sync per read); same iterates as checking every iteration (the host path)
     import array_api_compat.numpy as xp
 
-    from otcore.sinkhorn import _run_log_batched
+    from otcore._sinkhorn import _run_log_batched
 
     a, b, M = problem(9, N=4, seed=22)
     out = [
@@ -435,7 +435,7 @@ def test_log_absorb_check_interval_gpu_path():
 
 
 # --------------------------------------------------------------------------- fused kernel (numba)
-_S = __import__("sys").modules["otcore.sinkhorn"]  # the module (otcore.sinkhorn is the function)
+_S = __import__("sys").modules["otcore._sinkhorn"]  # the module (otcore._sinkhorn is the function)
 
 
 def _without_fused(fn):

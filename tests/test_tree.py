@@ -1,4 +1,4 @@
-"""Tests for otcore.tree: tree EMD (HEMD^rho), its gradient and the tree builders.
+"""Tests for otcore._tree: tree EMD (HEMD^rho), its gradient and the tree builders.
 
 References: POT's exact LP ``ot.emd2`` under the tree's shortest-path metric,
 a dense subtree-indicator matrix (the definition), cdf_emd on chains, finite
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy.cluster.hierarchy import cophenet, linkage
 from scipy.spatial.distance import squareform
 
-from otcore.onedim import cdf_emd, cdf_emd_grad
-from otcore.tree import (
+from otcore._onedim import cdf_emd, cdf_emd_grad
+from otcore._tree import (
     Tree,
     compile_tree,
     tree_emd,

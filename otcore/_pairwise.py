@@ -89,13 +89,13 @@ def pairwise_distances(
         Ground cost; required for ``"exact"`` and ``"sinkhorn"`` (square when
         ``B`` is ``None``), ignored otherwise.
     method : {"exact", "sinkhorn", "1d", "cdf", "tree"}
-        ``"exact"``: :func:`otcore.exact.emd2`, looped over pairs.
-        ``"sinkhorn"``: :func:`otcore.sinkhorn.sinkhorn2` (needs ``reg``),
-        batched. ``"1d"``: :func:`otcore.onedim.wasserstein_1d` with the bins
+        ``"exact"``: :func:`otcore.emd2`, looped over pairs.
+        ``"sinkhorn"``: :func:`otcore.sinkhorn2` (needs ``reg``),
+        batched. ``"1d"``: :func:`otcore.wasserstein_1d` with the bins
         at positions ``support`` (keyword, default ``0, 1, ..., n-1``;
         ``support_b`` for ``B``, default ``support``), batched.
-        ``"cdf"``: :func:`otcore.onedim.cdf_emd` (keywords ``rho``,
-        ``spacing``), batched. ``"tree"``: :func:`otcore.tree.tree_emd` on
+        ``"cdf"``: :func:`otcore.cdf_emd` (keywords ``rho``,
+        ``spacing``), batched. ``"tree"``: :func:`otcore.tree_emd` on
         ``tree`` (keywords ``weight``, ``rho``), batched.
     reg : float, optional
         Entropic regularisation of the Sinkhorn distance (``K = exp(-M/reg)``).
@@ -105,7 +105,7 @@ def pairwise_distances(
     tree : array of shape (n,) or compiled ``Tree``, optional
         The tree of ``method="tree"``: a parent array (``parent[root] = -1``,
         then pass ``weight=`` for the edge lengths) or the result of
-        :func:`otcore.tree.compile_tree` (compiled once here otherwise).
+        :func:`otcore.compile_tree` (compiled once here otherwise).
     progress : bool, default False
         Show a progress bar (tqdm, if installed; silently none otherwise).
     **kwargs
@@ -139,7 +139,7 @@ def pairwise_distances(
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore.pairwise import pairwise_distances
+    >>> from otcore._pairwise import pairwise_distances
     >>> A = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
     >>> M = np.abs(np.arange(3)[:, None] - np.arange(3)[None, :]).astype(float)
     >>> pairwise_distances(A, M=M)
@@ -280,14 +280,14 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m):
         if f"{method}_method" in kwargs:
             kwargs["method"] = kwargs.pop(f"{method}_method")
         if method == "exact":
-            from otcore.exact import emd2
+            from otcore._exact import emd2
 
             return lambda a, b: emd2(a, b, M, **kwargs)
-        from otcore.sinkhorn import sinkhorn2
+        from otcore._sinkhorn import sinkhorn2
 
         return lambda a, b: sinkhorn2(a, b, M, reg, **kwargs)
     if method == "1d":
-        from otcore.onedim import wasserstein_1d
+        from otcore._onedim import wasserstein_1d
 
         sa = kwargs.pop("support", None)
         sb = kwargs.pop("support_b", None)
@@ -305,7 +305,7 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m):
 
         return kernel
     if method == "cdf":
-        from otcore.onedim import cdf_emd
+        from otcore._onedim import cdf_emd
 
         if n != m:
             raise ValueError(
@@ -318,9 +318,9 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m):
     if tree is None:
         raise ValueError(
             "method='tree' needs tree=: a parent array (parent[root] = -1, with weight= for "
-            "the edge lengths) or otcore.tree.compile_tree(parent, weight)"
+            "the edge lengths) or otcore.compile_tree(parent, weight)"
         )
-    from otcore import tree as _tree
+    from otcore import _tree
 
     if n != m:
         raise ValueError(f"method='tree' needs the same nodes on both sides, but A has {n} bins and B has {m}")

@@ -68,6 +68,7 @@ import numpy as np
 from otcore._array import Array, from_host, to_host
 from otcore._array import device as _device
 from otcore._validate import (
+    reject_pot_keywords,
     batch_shape,
     check_choice,
     check_histograms,
@@ -105,7 +106,7 @@ _SINKHORN_ABSORB = 20
 _TRACE = None  # a list to record (round, columns, simplex iterations, objective, violation)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EMDResult:
     r"""Result of :func:`emd` (immutable).
 
@@ -800,7 +801,7 @@ def _certify(M, f, g, block=None):
 # ---------------------------------------------------------------------------------------
 
 
-def emd(a, b, M, *, method: str = "auto", tol: float = 1e-9, max_rounds: int = 100) -> EMDResult:
+def emd(a, b, M, *, method: str = "auto", tol: float = 1e-9, max_rounds: int = 100, **kwargs) -> EMDResult:
     r"""Exact earth mover's distance with the optimal plan and certified dual potentials.
 
     Solves the Kantorovich linear program
@@ -898,6 +899,7 @@ def emd(a, b, M, *, method: str = "auto", tol: float = 1e-9, max_rounds: int = 1
     method = check_choice("method", method, _METHODS)
     tol = check_scalar("tol", tol, nonneg=True)
     max_rounds = check_int("max_rounds", max_rounds, minimum=1)
+    reject_pot_keywords("emd", kwargs, extra={"numItermax": "drop it: the exact solver has no iteration cap"})
     xp, a_, b_, M_ = check_histograms(a, b, M)
     dtype = a_.dtype
     dev = _device(a_)

@@ -32,6 +32,7 @@ from array_api_compat import is_jax_array
 from otcore._array import Array, is_lazy, is_numpy_namespace, namespace
 from otcore._array import device as _device
 from otcore._validate import (
+    reject_pot_keywords,
     ConvergenceWarning,
     batch_shape,
     check_choice,
@@ -76,7 +77,7 @@ def _dtype_name(xp, dtype) -> str:
     return "float32" if dtype == xp.float32 else "float64"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SinkhornResult:
     """Result of :func:`sinkhorn` (a frozen record; ``plan`` computed on request).
 
@@ -708,6 +709,7 @@ def sinkhorn(
     method: str = "auto",
     eps_scaling: bool | int = False,
     warn: bool = True,
+    **kwargs,
 ) -> SinkhornResult:
     r"""Entropy-regularised OT (Sinkhorn distance) and Frogner's gradient.
 
@@ -823,6 +825,7 @@ def sinkhorn(
     >>> print(np.round(sinkhorn(a, B, M, 0.1).cost, 4))
     [0.   0.25 0.5 ]
     """
+    reject_pot_keywords("sinkhorn", kwargs)
     if (
         tol is None
         and type(n_iter) is int

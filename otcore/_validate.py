@@ -32,7 +32,7 @@ import numpy as np
 import array_api_compat.numpy as _npx
 from array_api_compat import is_jax_array, is_torch_array
 
-from otcore._array import Array, as_float, float_dtype, is_lazy, is_numpy_namespace, namespace, size, to_host
+from otcore._array import Array, as_float, device as device_of, float_dtype, is_lazy, is_numpy_namespace, namespace, size, to_host
 
 __all__ = [
     "ConvergenceWarning",
@@ -47,6 +47,7 @@ __all__ = [
     "check_power",
     "check_index",
     "check_float_dtype",
+    "reject_pot_keywords",
 ]
 
 
@@ -379,6 +380,10 @@ def check_histograms(
 
     Notes
     -----
+    As in POT, ``a`` or ``b`` given as ``None`` or as an empty list (when ``M``
+    is given) means uniform weights: ``1 / n`` on each of the ``n`` bins of
+    that side of ``M``, in ``M``'s namespace and dtype.
+
     Value checks are skipped for lazy arrays (JAX tracers inside ``jit``,
     dask): only shapes and dtypes are checked there. Plain numpy float input
     of one dtype takes a fast accept path (a few numpy reductions); anything
@@ -395,6 +400,8 @@ def check_histograms(
     ...
     ValueError: a and b must have the same total mass: sum(a) = 1, sum(b) = 1.1 (relative tolerance 1e-06); normalise both, e.g. a / a.sum(-1, keepdims=True)
     """
+    if M is not None:
+        a, b = _uniform_if_missing(a, b, M)
     if type(a) is np.ndarray and _fast_accept(a, b, M, check_mass, nonneg_cost):
         return _npx, a, b, M
     na, nb, nM = names
@@ -428,6 +435,64 @@ def check_histograms(
                 f"tolerance {tol:g}); normalise both, e.g. a / a.sum(-1, keepdims=True)"
             )
     return xp, a_, b_, M_
+
+
+def _is_missing(x) -> bool:
+    """``None`` or an empty Python sequence (POT's spelling of "uniform")."""
+    return x is None or (isinstance(x, (list, tuple)) and len(x) == 0)
+
+
+def _uniform_if_missing(a, b, M):
+    """Replace a missing ``a`` / ``b`` by uniform weights over ``M``'s rows / columns."""
+    if not (_is_missing(a) or _is_missing(b)):
+        return a, b
+    xp = namespace(M)
+    M_ = as_float(M, xp, name="M")
+    if M_.ndim != 2:
+        return a, b  # check_cost reports the shape
+    n, m = M_.shape
+    dev = device_of(M_)
+    if _is_missing(a):
+        a = xp.full((n,), 1.0 / max(n, 1), dtype=M_.dtype, device=dev)
+    if _is_missing(b):
+        b = xp.full((m,), 1.0 / max(m, 1), dtype=M_.dtype, device=dev)
+    return a, b
+
+
+# POT keyword -> what to use in otcore instead.
+_POT_KEYWORDS = {
+    "numItermax": "use n_iter (the iteration cap) instead",
+    "numIterMax": "use n_iter (the iteration cap) instead",
+    "stopThr": "use tol (the marginal-error tolerance) instead",
+    "log": "drop it: otcore always returns a result record whose fields (f, g, n_iter, "
+    "converged, marginal_error, ...) hold what POT's log dict holds",
+    "warmstart": "use init=(f, g), the dual potentials to start from, instead",
+    "verbose": "drop it: otcore prints nothing; read converged, n_iter and marginal_error "
+    "from the result",
+    "numThreads": "drop it: otcore sets no thread counts (use threadpoolctl around the call)",
+    "center_dual": "drop it: the potentials are returned as documented",
+    "check_marginals": "drop it: masses are always checked",
+}
+
+
+def reject_pot_keywords(func: str, kwargs: dict, *, extra: dict | None = None) -> None:
+    """Raise a ``TypeError`` for unexpected keywords, naming otcore's equivalent.
+
+    ``kwargs`` are the keywords a public function did not recognise (its
+    ``**kwargs``); POT's names (``numItermax``, ``stopThr``, ``log``,
+    ``warmstart``, ``verbose``...) get a pointer to the otcore argument or
+    result field that replaces them, anything else the usual message.
+
+    >>> reject_pot_keywords("sinkhorn", {"numItermax": 10})
+    Traceback (most recent call last):
+    ...
+    TypeError: sinkhorn() got POT's keyword 'numItermax': use n_iter (the iteration cap) instead
+    """
+    table = dict(_POT_KEYWORDS, **(extra or {}))
+    for key in kwargs:
+        if key in table:
+            raise TypeError(f"{func}() got POT's keyword {key!r}: {table[key]}")
+        raise TypeError(f"{func}() got an unexpected keyword argument {key!r}")
 
 
 # --------------------------------------------------------------------------- small checks

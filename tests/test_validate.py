@@ -508,3 +508,36 @@ def test_jit_skips_value_checks_on_closed_over_constants():
     assert float(f(jnp.ones(3, dtype=jnp.float32))) == 3.0
     with pytest.raises(ValueError, match="negative masses"):  # eager checks still run
         check_histograms(jnp.asarray([0.5, -0.5, 1.0]), target)
+
+
+# --------------------------------------------------------------------------- POT habits
+
+
+@pytest.mark.parametrize("missing", [None, []])
+def test_missing_weights_are_uniform_like_pot(missing):
+    import ot
+
+    M = np.abs(np.arange(3.0)[:, None] - np.arange(5.0)[None, :]) ** 2
+    import otcore
+
+    got = otcore.emd2(missing, missing, M)
+    ref = ot.emd2([], [], M)
+    np.testing.assert_allclose(float(got), ref, rtol=1e-12)
+    a = np.array([0.2, 0.3, 0.5])
+    np.testing.assert_allclose(float(otcore.emd2(a, missing, M)), ot.emd2(a, [], M), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "key, hint",
+    [("numItermax", "n_iter"), ("stopThr", "tol"), ("log", "result record"), ("warmstart", "init"), ("verbose", "prints nothing")],
+)
+def test_pot_keywords_name_the_otcore_equivalent(key, hint):
+    import otcore
+
+    M = np.ones((2, 2))
+    with pytest.raises(TypeError, match=hint):
+        otcore.sinkhorn([0.5, 0.5], [0.5, 0.5], M, 1.0, **{key: 1})
+    with pytest.raises(TypeError, match=key):
+        otcore.emd2([0.5, 0.5], [0.5, 0.5], M, **{key: 1})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        otcore.sinkhorn2([0.5, 0.5], [0.5, 0.5], M, 1.0, bogus=1)

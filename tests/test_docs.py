@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|data|mod|obj|exc|const|math|ref|doc|term):`")
 DIRECTIVE = re.compile(r"^\s*\.\. [a-z-]+::", re.M)
 CDN = re.compile(r"""(?:src|href)=["']?(?:https?:)?//[^"' >]*(?:mathjax|katex|jsdelivr|unpkg|cdnjs|polyfill)""", re.I)
+PRE = re.compile(r"<pre.*?</pre>", re.S)
+TABLE_ROW = re.compile(r"^\s*(?:<p>)?\|[^\n]*\|[ \t]*(?:</p>)?$", re.M)
 EXTERNAL_SCRIPT = re.compile(r"""<script[^>]*\ssrc=["']?(?:https?:)?//""", re.I)
 
 
@@ -86,6 +88,9 @@ def test_no_raw_rest_in_the_site(site):
         bad += [f"{name}: {_context(html, m)}" for m in ROLE.finditer(html)]
         bad += [f"{name}: {_context(html, m)}" for m in DIRECTIVE.finditer(html)]
         bad += [f"{name}: {_context(html, m)} (unrendered display maths)" for m in re.finditer(r"\$\$", html)]
+        prose = PRE.sub("", html)
+        bad += [f"{name}: {_context(prose, m)} (reST literal)" for m in re.finditer(r"``", prose)]
+        bad += [f"{name}: {_context(prose, m)} (unrendered table: a | inside maths?)" for m in TABLE_ROW.finditer(prose)]
     assert not bad, "\n".join(bad[:30]) + f"\n({len(bad)} in all)"
 
 

@@ -29,7 +29,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|data|mod|obj|exc|const|math|ref|doc|term):`")
+# a role as written (:func:`x`) or as Markdown renders it (:func:<code>x</code>)
+ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|data|mod|obj|exc|const|math|ref|doc|term):(?:`|<code>)")
 DIRECTIVE = re.compile(r"^\s*\.\. [a-z-]+::", re.M)
 CDN = re.compile(r"""(?:src|href)=["']?(?:https?:)?//[^"' >]*(?:mathjax|katex|jsdelivr|unpkg|cdnjs|polyfill)""", re.I)
 PRE = re.compile(r"<pre.*?</pre>", re.S)
@@ -132,3 +133,50 @@ def test_no_internal_labels(path):
            for m in LABEL.finditer(text)]
     assert not bad, ("cite papers by author and year (Cuturi 2013, Frogner et al. 2015, "
                      "Dhariwal & Inala, Hou et al. 2016, Martinez) instead of:\n" + "\n".join(bad))
+
+
+# --- the reST -> Markdown conversion on its own (no site build) ----------------------------
+
+
+def _rest_roles():
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("_otcore_docs_rest_roles", ROOT / "docs" / "_ext" / "rest_roles.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rest_roles_conversion():
+    convert = _rest_roles().convert
+    text = (
+        "Solve :math:`\\min_P \\langle P, M\\rangle` with :func:`~otcore.emd`.\n"
+        "\n"
+        "    .. math::\n"
+        "       :label: w\n"
+        "\n"
+        "       W = \\sum_i x_i\n"
+        "\n"
+        "           + y\n"
+        "\n"
+        "    after\n"
+    )
+    out = convert(text)
+    assert out.splitlines()[0] == "Solve $\\min_P \\langle P, M\\rangle$ with `otcore.emd`."
+    assert "    $$\n    W = \\sum_i x_i\n    + y\n    $$\n" in out
+    assert "label" not in out and ".. math::" not in out
+    assert out.rstrip().endswith("    after")
+
+
+def test_rest_roles_resolve_to_rendered_objects():
+    griffe = pytest.importorskip("griffe")
+    mod = _rest_roles()
+    loader = griffe.GriffeLoader(search_paths=[str(ROOT)])
+    pkg = loader.load("otcore")
+    collection = loader.modules_collection
+    tree = pkg["_tree"]
+    # a bare name is found in the module, then in the flat package namespace
+    out = mod.convert(":func:`tree_emd` and :class:`~otcore.EMDResult` and :func:`scipy.optimize.linprog`",
+                      tree, collection)
+    assert '<autoref identifier="otcore._tree.tree_emd" optional><code>tree_emd()</code></autoref>' in out
+    assert '<autoref identifier="otcore._exact.EMDResult" optional><code>EMDResult</code></autoref>' in out
+    assert "`scipy.optimize.linprog()`" in out  # not an otcore object: plain code, no link

@@ -180,3 +180,15 @@ def test_rest_roles_resolve_to_rendered_objects():
     assert '<autoref identifier="otcore._tree.tree_emd" optional><code>tree_emd()</code></autoref>' in out
     assert '<autoref identifier="otcore._exact.EMDResult" optional><code>EMDResult</code></autoref>' in out
     assert "`scipy.optimize.linprog()`" in out  # not an otcore object: plain code, no link
+
+
+def test_rest_directives_conversion():
+    convert = _rest_roles().convert
+    out = convert("Text, see `POT <https://pythonot.github.io>`_.\n\n"
+                  "    .. note:: Careful\n       here.\n\n    .. versionadded:: 0.2\n\n"
+                  "    .. code-block:: python\n\n       x = 1\n\n    end\n")
+    assert "[POT](https://pythonot.github.io)" in out
+    assert "    !!! note\n        Careful\n        here.\n" in out
+    assert "    *New in version 0.2.*" in out
+    assert "    ```python\n    x = 1\n    ```" in out
+    assert ".. " not in out

@@ -13,6 +13,10 @@ verbatim. Once griffe has loaded the package, this extension rewrites every docs
   package (names are re-exported flat), then the dotted path as written.
 - ``:math:`x``` -> ``$x$``; a ``.. math::`` block -> a ``$$ ... $$`` block. Both are
   turned into MathJax input by ``pymdownx.arithmatex`` (generic mode).
+- ``.. note::`` / ``.. warning::`` / ``.. seealso::`` ... -> admonitions,
+  ``.. versionadded::`` and friends -> an italic line, ``.. code-block::`` -> a fenced
+  block, ```text <url>`_`` -> a Markdown link. Any other directive is left as it is
+  (and the docs test fails on it).
 
 The docstrings in the source stay plain numpydoc; nothing here changes the package.
 """
@@ -25,7 +29,7 @@ import griffe
 
 _XREF = re.compile(r":(?:py:)?(func|class|meth|attr|data|mod|obj|exc|const):`([^`]+)`")
 _MATH = re.compile(r":math:`([^`]+)`")
-_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<rest>.*)$")
+_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. (?P<name>[a-z-]+)::[ \t]*(?P<rest>.*)$")
 
 
 def _lookup(collection, path: str):
@@ -62,7 +66,7 @@ def _xref(match: re.Match, obj, collection) -> str:
     if m:
         title_override, text = m.group(1), m.group(2)
     short = text.startswith("~")
-    target = text.lstrip("~!")
+    target = text.lstrip("~!").removesuffix("()")
     title = title_override or (target.rsplit(".", 1)[-1] if short else target)
     if role in ("func", "meth") and not title_override:
         title += "()"
@@ -73,40 +77,69 @@ def _xref(match: re.Match, obj, collection) -> str:
     return f'<autoref identifier="{path}" optional>{code}</autoref>'
 
 
-def _math_blocks(text: str) -> str:
-    """``.. math::`` directives (and their indented bodies) as ``$$`` blocks."""
+_ADMONITIONS = {"note", "warning", "seealso", "important", "tip", "caution", "attention", "danger", "hint"}
+_VERSIONS = {"versionadded": "New in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since version"}
+
+
+def _directive_body(lines, i, indent):
+    """The indented body of a directive starting after line ``i - 1``, and the next line index."""
+    body = []
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() and len(line) - len(line.lstrip()) <= len(indent):
+            break
+        body.append(line)
+        i += 1
+    while body and not body[-1].strip():
+        body.pop()
+    options = [b for b in body if re.match(r"\s*:[\w-]+:", b) and not b.strip().startswith(":math:")]
+    body = [b for b in body if b not in options]
+    while body and not body[0].strip():
+        body.pop(0)
+    cut = min((len(b) - len(b.lstrip()) for b in body if b.strip()), default=0)
+    return [b[cut:] for b in body], i
+
+
+def _directives(text: str) -> str:
+    """``.. math::``, admonitions, ``.. versionadded::``, ``.. code-block::`` as Markdown."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
     while i < len(lines):
         m = _DIRECTIVE.match(lines[i])
-        if not m:
+        if not m or m.group("name") not in ({"math", "code-block", "code"} | _ADMONITIONS | set(_VERSIONS)):
             out.append(lines[i])
             i += 1
             continue
-        indent = m.group("indent")
-        body = [m.group("rest")] if m.group("rest").strip() else []
-        i += 1
-        while i < len(lines):
-            line = lines[i]
-            if line.strip() and len(line) - len(line.lstrip()) <= len(indent):
-                break
-            stripped = line.strip()
-            if stripped and not re.match(r":\w+:", stripped):  # skip :label: / :nowrap:
-                body.append(stripped)
-            i += 1
+        indent, name, arg = m.group("indent"), m.group("name"), m.group("rest").strip()
+        body, i = _directive_body(lines, i + 1, indent)
         while out and not out[-1].strip():
             out.pop()
-        out += ["", f"{indent}$$", *(f"{indent}{b}" for b in body), f"{indent}$$", ""]
+        if name == "math":
+            block = ["$$", *([arg] if arg else []), *(b.strip() for b in body if b.strip()), "$$"]
+        elif name in ("code-block", "code"):
+            block = [f"```{arg}", *body, "```"]
+        elif name in _ADMONITIONS:
+            kind = "note" if name == "seealso" else name
+            title = ' "See also"' if name == "seealso" else ""
+            first = [arg] if arg else []
+            block = [f"!!! {kind}{title}", *("    " + b if b.strip() else "" for b in first + body)]
+        else:
+            block = [f"*{_VERSIONS[name]} {arg}.*", *([""] + body if body else [])]
+        out += ["", *(indent + b if b else "" for b in block), ""]
     return "\n".join(out)
+
+
+_LINK = re.compile(r"`([^`<]+?)\s*<(https?://[^>]+)>`__?")
 
 
 def convert(text: str, obj=None, collection=None) -> str:
     """reST roles and math of one docstring as Markdown (see the module docstring)."""
-    text = _math_blocks(text)
+    text = _directives(text)
+    text = _LINK.sub(r"[\1](\2)", text)
     text = _MATH.sub(lambda m: f"${m.group(1).strip()}$", text)
     if obj is None:
-        return _XREF.sub(lambda m: f"`{m.group(2).lstrip('~!')}`", text)
+        return _XREF.sub(lambda m: f"`{m.group(2).lstrip('~!').removesuffix('()')}`", text)
     return _XREF.sub(lambda m: _xref(m, obj, collection), text)
 
 

@@ -412,7 +412,19 @@ def _gemm_metric(x, y, xp, same, root, *, scale=None, w=None, L=None, G=None):
         return xp.sum(sq if w is None else sq * w, axis=1)
 
     if is_numpy_namespace(xp):
-        return _sqeuclidean_numpy(xt, yt, same, root, exact)
+
+        def dense(i0, i1):
+            """The same for the whole row block ``i0:i1``: scipy's C loop."""
+            from scipy.spatial.distance import cdist
+
+            xb = np.asarray(x[i0:i1], dtype=np.float64)
+            yb = np.asarray(y, dtype=np.float64)
+            if G is not None:
+                D = cdist(xb, yb, "mahalanobis", VI=np.asarray(G, dtype=np.float64))
+                return D * D
+            return cdist(xb, yb, "sqeuclidean", **({} if w is None else {"w": np.asarray(w, dtype=np.float64)}))
+
+        return _sqeuclidean_numpy(xt, yt, same, root, exact, dense)
     return _sqeuclidean(xt, yt, xp, same, root, exact)
 
 
@@ -427,25 +439,36 @@ def _centred(x, y, xp, same):
     return xc, yc, xp.sum(xc * xc, axis=1), xp.sum(yc * yc, axis=1)
 
 
-def _sqeuclidean_numpy(x, y, same, root, exact):
-    """numpy: one GEMM, then norms, check, fix and square root per row block (in cache)."""
+def _sqeuclidean_numpy(x, y, same, root, exact, dense):
+    """numpy: one GEMM that also adds the norms, then the check, fix and square root per row block."""
     xc, yc, nx, ny = _centred(x, y, _npx, same)
-    n, m = xc.shape[0], yc.shape[0]
-    M = (xc * -2.0) @ yc.T  # scaling the (n, d) factor is exact and saves a pass
+    n, m, d = xc.shape[0], yc.shape[0], xc.shape[1]
+    # [-2 x, |x|^2, 1] . [y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride in the
+    # product (two extra columns) instead of two passes over the n x m output
+    A = np.empty((n, d + 2), dtype=xc.dtype)
+    np.multiply(xc, -2.0, out=A[:, :d])  # exact scaling
+    A[:, d], A[:, d + 1] = nx, 1.0
+    B = np.empty((m, d + 2), dtype=xc.dtype)
+    B[:, :d], B[:, d], B[:, d + 1] = yc, 1.0, ny
+    M = A @ B.T
+    # candidates: M_ij <= tau (|x_i|^2 + max_j |y_j|^2), a superset of the entries to
+    # recompute, found by one comparison per row block; the exact rule filters them
+    row_thr = (nx + float(ny.max())) * _TAU
     rows = max(1, (4 * _TILE) // m)
-    thr = np.empty((min(rows, n), m), dtype=M.dtype)
     flag = np.empty((min(rows, n), m), dtype=bool)
-    tny = ny * _TAU
     sqrt_here = root and not same
     for i0 in range(0, n, rows):
         i1 = min(i0 + rows, n)
-        blk, t, f = M[i0:i1], thr[: i1 - i0], flag[: i1 - i0]
-        blk += nx[i0:i1, None]
-        blk += ny
-        np.add(tny, (nx[i0:i1] * _TAU)[:, None], out=t)
-        np.less_equal(blk, t, out=f)  # every negative entry is flagged too
-        if f.any():
+        blk, f = M[i0:i1], flag[: i1 - i0]
+        np.less_equal(blk, row_thr[i0:i1, None], out=f)  # every negative entry is a candidate
+        cnt = np.count_nonzero(f)
+        if 8 * cnt > f.size:  # many close pairs (tight clusters): the whole block by cdist
+            np.less_equal(blk, _TAU * (nx[i0:i1, None] + ny), out=f)
+            np.copyto(blk, dense(i0, i1), where=f)
+        elif cnt:
             ii, jj = np.nonzero(f)
+            keep = blk[ii, jj] <= _TAU * (nx[ii + i0] + ny[jj])
+            ii, jj = ii[keep], jj[keep]
             blk[ii, jj] = exact(ii + i0, jj)
         if sqrt_here:
             np.sqrt(blk, out=blk)

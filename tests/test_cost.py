@@ -133,6 +133,20 @@ def test_close_pairs_keep_relative_accuracy(metric):
                                cdist(x, y, metric, w=np.array([1.0, 2.0, 3.0])), rtol=1e-8)
 
 
+@pytest.mark.parametrize("metric,kw", [("sqeuclidean", {}), ("euclidean", {"w": np.arange(1.0, 4.0)}),
+                                       ("seuclidean", {}), ("mahalanobis", {})])
+def test_tight_clusters_far_from_the_centre(metric, kw):
+    # most pairs are close against the norms: whole row blocks are recomputed
+    rng = np.random.default_rng(14)
+    c = np.where(rng.random((300, 1)) < 0.5, -100.0, 100.0)
+    x = c + 1e-3 * rng.standard_normal((300, 3))
+    y = np.concatenate([x[:50], -c[:80] + 1e-3 * rng.standard_normal((80, 3))])
+    M = cost_matrix(x, y, metric=metric, **kw)
+    R = cdist(x, y, metric, **kw)
+    np.testing.assert_allclose(M, R, rtol=1e-11)
+    np.testing.assert_array_equal(np.diag(M[:50, :50]), 0.0)
+
+
 # ---- hypothesis vs cdist -------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ def test_close_pairs_keep_relative_accuracy(metric):
 
 
 @pytest.mark.parametrize("metric,kw", [("sqeuclidean", {}), ("euclidean", {"w": np.arange(1.0, 4.0)}),
-                                       ("seuclidean", {}), ("mahalanobis", {})])
+                                       ("seuclidean", {}), ("mahalanobis", {"VI": np.diag([1.0, 0.5, 2.0]) + 0.1})])
 def test_tight_clusters_far_from_the_centre(metric, kw):
     # most pairs are close against the norms: whole row blocks are recomputed
     rng = np.random.default_rng(14)

@@ -4,15 +4,14 @@ The cost matrix :math:`M` is the *ground metric* of optimal transport: the
 price of moving one unit of mass from bin :math:`i` to bin :math:`j`. This
 module builds the usual ones:
 
-- :func:`cost_matrix` -- distances between two point clouds (the
-  ``scipy.spatial.distance.cdist`` metrics ``sqeuclidean``, ``euclidean``,
-  ``cityblock``, ``minkowski``, ``chebyshev``, ``cosine``), on any array-API
-  namespace;
+- :func:`cost_matrix` -- distances between two point clouds (every metric
+  of ``scipy.spatial.distance.cdist``, with its ``w``, ``V``, ``VI``), on any
+  array-API namespace;
 - :func:`ordinal_cost` -- :math:`|i - j|^p` between ``k`` ordered classes
-  (the digit experiment of Dhariwal & Inala, seed 000, section 4.2);
+  (the digit experiment of Dhariwal & Inala, section 4.2);
 - :func:`grid_cost` -- distances between the cells of a ``d x d`` label grid
-  (the noisy-label experiment of seed 000, section 4.3);
-- :func:`normalize_cost` -- rescale a cost to ``[0, scale]`` (seed 000
+  (the noisy-label experiment of Dhariwal & Inala, section 4.3);
+- :func:`normalize_cost` -- rescale a cost to ``[0, scale]`` (Dhariwal & Inala
   normalises to ``[0, 10)`` for faster Sinkhorn convergence).
 
 All functions return arrays of the input namespace, on the input device, in
@@ -822,10 +821,10 @@ def _minkowski_tile(xb, cols, xp, p: float, wk=None):
 def ordinal_cost(k: int, *, p: float = 1, dtype=None, xp=None) -> Array:
     r"""The cost :math:`M_{ij} = |i - j|^p` between ``k`` ordered classes.
 
-    The ground metric of ordinal labels (ages, ratings, digits): seed 000
-    (Dhariwal & Inala, section 4.2) trains MNIST with :math:`d_p(i,j) =
+    The ground metric of ordinal labels (ages, ratings, digits): Dhariwal &
+    Inala (section 4.2) train MNIST with :math:`d_p(i,j) =
     |i-j|^p`; ``p = 0`` is the 0-1 cost (every mistake costs 1, the diagonal
-    0), and ``p = 2`` with the 1-D EMD gives the squared EMD of seed 001. It is
+    0), and ``p = 2`` with the 1-D EMD gives the squared EMD of Hou et al. 2016. It is
     a metric for ``0 <= p <= 1``.
 
     Parameters
@@ -874,7 +873,7 @@ def grid_cost(d: int, *, metric: str = "euclidean", dtype=None, xp=None) -> Arra
     Cell ``(r, c)`` has index ``r * d + c`` (row-major, as
     ``numpy.ravel_multi_index``) and coordinates ``(r, c)`` in grid units, so
     neighbouring cells are 1 apart. This is the label space of the noisy-label
-    experiment of seed 000 (Dhariwal & Inala, section 4.3), where labels are
+    experiment of Dhariwal & Inala (section 4.3), where labels are
     the points of a 2-D grid with their Euclidean distance.
 
     Parameters

@@ -231,7 +231,7 @@ def _row_locator(name: str, ndim: int):
     return lambda i: f"{name} row {i}"
 
 
-def scan_masses(x, name: str, xp=None, *, locate=None, what: str = "masses"):
+def scan_masses(x, name: str, xp=None, *, locate=None, what: str = "masses", hint: str = ""):
     """One scan of histograms ``x`` (bins on the last axis): finite, >= 0, positive totals.
 
     The single finite / non-negative / non-empty check of the library. It
@@ -255,6 +255,9 @@ def scan_masses(x, name: str, xp=None, *, locate=None, what: str = "masses"):
         more) or ``name`` (1-D).
     what : str
         Noun for the entries ("masses", "weights").
+    hint : str
+        Appended to the negative-entry message, e.g. ``" (apply a softmax to
+        raw scores first)"``.
 
     Returns
     -------
@@ -293,7 +296,9 @@ def scan_masses(x, name: str, xp=None, *, locate=None, what: str = "masses"):
         raise ValueError(f"{where(int(i))}, bin {j} is {flat[i, j]}; {what} must be finite numbers")
     if (flat < 0).any():
         i, j = np.argwhere(flat < 0)[0]
-        raise ValueError(f"{where(int(i))}, bin {j} has negative mass {flat[i, j]:g}; {what} must be >= 0")
+        raise ValueError(
+            f"{where(int(i))}, bin {j} has negative mass {flat[i, j]:g}; {what} must be >= 0{hint}"
+        )
     tot = flat.sum(axis=-1)
     if not np.all(np.isfinite(tot)):
         i = int(np.argmax(~np.isfinite(tot)))

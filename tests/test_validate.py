@@ -574,6 +574,11 @@ def test_scan_masses_locates(x, locate, match):
         scan_masses(x, "A", locate=locate)
 
 
+def test_scan_masses_hint():
+    with pytest.raises(ValueError, match=r"masses must be >= 0 \(apply a softmax first\)"):
+        scan_masses(np.array([[1.0, -1.0]]), "pred", hint=" (apply a softmax first)")
+
+
 def test_scan_masses_returns_host_totals(xp):
     rng = np.random.default_rng(0)
     X = rng.random((4, 3))

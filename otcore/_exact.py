@@ -26,8 +26,8 @@ Methods
     cycling. All pairs of a batch in one compiled call.
 ``"linprog"``
     the full LP (``n*m`` variables) through :func:`scipy.optimize.linprog`
-    (HiGHS) on masses divided by their total and ``M`` divided by its maximum:
-    an independent reference. HiGHS's tolerances are absolute on those scaled
+    (HiGHS) on masses divided by their total and ``M`` divided by its median
+    positive entry: an independent reference. HiGHS's tolerances are absolute on those scaled
     data, so masses below about ``1e-9`` of the total are not resolved; the
     certificate then says ``"inaccurate"``.
 ``"auto"``
@@ -135,7 +135,7 @@ class EMDResult:
         rows, cols, vals = self._coo
         P = np.zeros(self._shape, dtype=np.float64)
         flat = P.reshape((-1,) + self._shape[-2:])
-        k = np.repeat(np.arange(rows.shape[0]), rows.shape[1]) if rows.size else rows
+        k = np.repeat(np.arange(rows.shape[0]), rows.shape[1])
         np.add.at(flat, (k, rows.ravel(), cols.ravel()), vals.ravel())
         return from_host(P, self._xp, device=self._device, dtype=self._dtype)
 
@@ -192,7 +192,11 @@ def _solve_linprog(A, B, M):
         jb = np.flatnonzero(B[p] > 0)
         C = M[np.ix_(ia, jb)]
         mass = A[p, ia].sum()
-        scale = float(C.max()) if C.max() > 0 else 1.0
+        # costs in units of a typical entry (the median), not the largest: a few huge
+        # entries (forbidden pairs) then leave the relevant costs well above HiGHS's
+        # absolute tolerances
+        pos = C[C > 0]
+        scale = float(np.median(pos)) if pos.size else 1.0
         nr, mr = C.shape
         e = np.arange(nr * mr)
         Aeq = sparse.csr_matrix(
@@ -208,8 +212,11 @@ def _solve_linprog(A, B, M):
             options={"primal_feasibility_tolerance": _HIGHS_TOL, "dual_feasibility_tolerance": _HIGHS_TOL},
         )
         if res.status != 0 or res.x is None:
-            status[p] = 2
-            continue
+            raise RuntimeError(
+                f"exact EMD (linprog) failed: status {res.status}: {res.message}. HiGHS's "
+                "tolerances are absolute on masses scaled to total 1 and M scaled to max 1; "
+                "use method='simplex'"
+            )
         x = res.x * mass
         nz = np.flatnonzero(res.x > 0)[:k]
         rows[p, : nz.size] = ia[nz // mr]

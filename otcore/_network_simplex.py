@@ -154,28 +154,36 @@ def _kernel(A, B, M, monge, max_iter, out_f, out_g, out_rows, out_cols, out_vals
             minr = 0.0
             bi = -1
             bj = -1
-            cnt = block
-            for _ in range(E):
-                pi_ = pot[ci]
-                pj = pot[n2 + cj]
-                c = C[ci * m2 + cj]
-                r = c - pi_ - pj
-                if r < minr:
-                    if r < -tiny * (abs(c) + abs(pi_) + abs(pj)):
-                        minr = r
-                        bi = ci
-                        bj = cj
-                cj += 1
+            left = block
+            scanned = 0
+            while scanned < E:
+                # one row segment: reduced costs C_ij - u_i - v_j, v_j = pot[n2 + j]
+                seg = m2 - cj
+                if seg > left:
+                    seg = left
+                ui = pot[ci]
+                base = ci * m2
+                for j in range(cj, cj + seg):
+                    c = C[base + j]
+                    pj = pot[n2 + j]
+                    r = c - ui - pj
+                    if r < minr:
+                        if r < -tiny * (abs(c) + abs(ui) + abs(pj)):
+                            minr = r
+                            bi = ci
+                            bj = j
+                cj += seg
+                scanned += seg
+                left -= seg
                 if cj == m2:
                     cj = 0
                     ci += 1
                     if ci == n2:
                         ci = 0
-                cnt -= 1
-                if cnt == 0:
+                if left == 0:
                     if bi >= 0:
                         break
-                    cnt = block
+                    left = block
             if bi < 0:
                 break
             if it >= max_iter:

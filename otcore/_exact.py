@@ -65,8 +65,6 @@ from otcore._validate import (
 __all__ = ["EMDResult", "emd", "emd2"]
 
 _METHODS = ("auto", "simplex", "linprog")
-# entries of the (pairs x rows x columns) blocks of the vectorised certificate
-_BLOCK = 1 << 22
 # HiGHS's smallest allowed feasibility tolerances
 _HIGHS_TOL = 1e-10
 
@@ -229,60 +227,18 @@ def _solve_linprog(A, B, M):
 
 
 # ---------------------------------------------------------------------------------------
-# finalize: potentials on zero bins, normalisation, cost and certificate (vectorised)
+# finalize: potentials on zero bins, normalisation, cost and certificate (compiled)
 # ---------------------------------------------------------------------------------------
-
-
-def _blocks(N, n, m):
-    """(pair slice, row slice) blocks of the (N, n, m) array with about _BLOCK entries."""
-    if n * m <= _BLOCK:
-        step = _BLOCK // (n * m)
-        return [(slice(s, s + step), slice(None)) for s in range(0, N, step)]
-    step = max(1, _BLOCK // m)
-    return [(slice(k, k + 1), slice(s, s + step)) for k in range(N) for s in range(0, n, step)]
-
-
-def _min_over_rows(M, F):
-    """min_i (M_ij - F_ki) for every pair k: shape (N, m); F may hold -inf."""
-    out = np.full((F.shape[0], M.shape[1]), np.inf)
-    for c, r in _blocks(F.shape[0], *M.shape):
-        np.minimum(out[c], (M[None, r, :] - F[c, r, None]).min(axis=1), out=out[c])
-    return out
-
-
-def _max_violation(M, F, G):
-    """max(0, max_ij F_ki + G_kj - M_ij) for every pair k, in blocks."""
-    out = np.zeros(F.shape[0])
-    for c, r in _blocks(F.shape[0], *M.shape):
-        T = F[c, r, None] + G[c, None, :]
-        T -= M[None, r, :]
-        np.maximum(out[c], T.max(axis=(1, 2)), out=out[c])
-    return out
 
 
 def _finalize(A, B, M, F, G, rows, cols, vals, status, tol):
     """Complete the potentials, normalise them and check the certificate (host)."""
-    N, n = A.shape
-    m = B.shape[1]
-    pa = A > 0
-    pb = B > 0
-    if not pb.all():  # zero columns: g_j = min over positive rows of M_ij - f_i
-        G = np.where(pb, G, _min_over_rows(M, np.where(pa, F, -np.inf)))
-    if not pa.all():  # zero rows: f_i = min over all columns of M_ij - g_j
-        F = np.where(pa, F, _min_over_rows(M.T, G))
-    with np.errstate(invalid="ignore", over="ignore"):
-        mass = A.sum(axis=1)
-        shift = (np.einsum("kj,kj->k", B, G) - np.einsum("ki,ki->k", A, F)) / (2.0 * mass)
-        F = F + shift[:, None]
-        G = G - shift[:, None]
-        cost = np.einsum("kl,kl->k", vals, M[rows, cols])
-        gap = np.abs(cost - np.einsum("ki,ki->k", A, F) - np.einsum("kj,kj->k", B, G))
-        viol = _max_violation(M, F, G)
-    k = np.repeat(np.arange(N), rows.shape[1])
-    rsum = np.bincount(k * n + rows.ravel(), vals.ravel(), minlength=N * n).reshape(N, n)
-    csum = np.bincount(k * m + cols.ravel(), vals.ravel(), minlength=N * m).reshape(N, m)
-    resid = np.maximum(np.abs(rsum - A).max(axis=1), np.abs(csum - B).max(axis=1))
-    resid = np.abs(np.maximum(resid, -np.minimum(vals.min(axis=1), 0.0))) if vals.size else resid
+    from otcore._network_simplex import certify
+
+    A = np.ascontiguousarray(A)
+    B = np.ascontiguousarray(B)
+    cost, viol, gap, resid = certify(A, B, M, F, G, rows, cols, vals)
+    mass = A.sum(axis=1)
     scale = max(float(np.abs(M).max()), np.finfo(np.float64).tiny)
     ok = (resid <= tol * mass) & (viol <= tol * scale) & (gap <= tol * scale * mass)
     names = np.where(status == 1, "max_iter", np.where(ok & (status == 0), "optimal", "inaccurate"))

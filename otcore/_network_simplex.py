@@ -46,7 +46,7 @@ __all__ = ["certify", "solve_batch"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _kernel(A, B, M, monge, max_iter, out_f, out_g, out_rows, out_cols, out_vals, out_info):
+def _kernel(A, B, M, max_iter, out_f, out_g, out_rows, out_cols, out_vals, out_info):
     N, n = A.shape
     m = B.shape[1]
     tiny = 8.0 * 2.220446049250313e-16
@@ -150,7 +150,7 @@ def _kernel(A, B, M, monge, max_iter, out_f, out_g, out_rows, out_cols, out_vals
         cj = 0
         it = 0
         status = 0
-        while not monge:
+        while True:
             minr = 0.0
             bi = -1
             bj = -1
@@ -392,13 +392,11 @@ def _certify(A, B, M, f, g, rows, cols, vals, out):
         out[p, 3] = res
 
 
-def solve_batch(A, B, M, *, monge=False, max_iter=None):
+def solve_batch(A, B, M, *, max_iter=None):
     """Solve every pair ``(A[k], B[k])`` on the shared cost ``M`` (host float64 arrays).
 
     ``A`` (N, n) and ``B`` (N, m) nonnegative with equal row totals (each row with
-    at least one positive entry), ``M`` (n, m) finite. ``monge=True`` promises that
-    ``M`` is a Monge matrix (the north-west corner plan is then optimal and no pivot
-    is tried). Returns ``f`` (N, n) and ``g`` (N, m), the potentials of the positive
+    at least one positive entry), ``M`` (n, m) finite. Returns ``f`` (N, n) and ``g`` (N, m), the potentials of the positive
     bins (NaN on zero bins), the tree arcs ``rows, cols, vals`` (N, n + m - 1; unused
     slots hold zero flow), the pivots (N,) and the status (N,): 0 optimal (no
     reduced cost below rounding level), 1 ``max_iter`` pivots reached.
@@ -417,7 +415,7 @@ def solve_batch(A, B, M, *, monge=False, max_iter=None):
     info = np.empty((N, 2), dtype=np.int64)
     if N:
         max_iter = np.int64(2**62 if max_iter is None else max_iter)
-        _kernel(A, B, M, bool(monge), max_iter, f, g, rows, cols, vals, info)
+        _kernel(A, B, M, max_iter, f, g, rows, cols, vals, info)
     return f, g, rows, cols, vals, info[:, 0], info[:, 1]
 
 

@@ -500,3 +500,26 @@ def test_failed_solve_raises_with_status(monkeypatch):
         emd(a, b, M, method="linprog")
 
 
+
+
+def test_linprog_certificate_is_honest_about_tiny_mass_differences():
+    # HiGHS's absolute tolerances swallow a 1e-10 mass difference: the certificate
+    # must say so instead of calling the result optimal
+    a = np.full(4, 0.25)
+    b = a + np.array([1e-10, 0, 0, -1e-10])
+    x = np.arange(4.0)
+    M = np.abs(x[:, None] - x[None, :])
+    res = emd(a, b, M, method="linprog")
+    if abs(float(res.cost) - 3e-10) > 1e-15:
+        assert res.status == "inaccurate"
+    assert float(res.residual) == pytest.approx(
+        max(np.abs(np.asarray(res.plan).sum(1) - a).max(), np.abs(np.asarray(res.plan).sum(0) - b).max()),
+        rel=1e-6, abs=1e-300,
+    )
+
+
+def test_status_is_never_optimal_when_the_certificate_fails():
+    a, b, M = _problem(3, 10, 10)
+    res = emd(a, b, M, tol=0.0)  # nothing survives a zero tolerance unless exact
+    for ok, fig in [(res.status == "optimal", (res.residual, res.max_violation, res.gap))]:
+        assert ok == all(float(x) == 0.0 for x in fig)

@@ -149,6 +149,7 @@ def _kernel(A, B, M, max_iter, out_f, out_g, out_rows, out_cols, out_vals, out_i
         ci = 0
         cj = 0
         it = 0
+        exact = True
         status = 0
         while True:
             minr = 0.0
@@ -185,7 +186,29 @@ def _kernel(A, B, M, max_iter, out_f, out_g, out_rows, out_cols, out_vals, out_i
                         break
                     left = block
             if bi < 0:
-                break
+                if exact:
+                    break
+                # recompute every potential from the tree arcs (root first), then price
+                # again: the shifts of the pivots may have drifted by a few ulps
+                top = 0
+                stack[0] = 0
+                while top >= 0:
+                    x = stack[top]
+                    top -= 1
+                    if x != 0:
+                        pa = parent[x]
+                        if x < n2:
+                            pot[x] = C[x * m2 + (pa - n2)] - pot[pa]
+                        else:
+                            pot[x] = C[pa * m2 + (x - n2)] - pot[pa]
+                    c = first[x]
+                    while c != -1:
+                        top += 1
+                        stack[top] = c
+                        c = nxt[c]
+                exact = True
+                continue
+            exact = False
             if it >= max_iter:
                 status = 1
                 break
@@ -274,18 +297,19 @@ def _kernel(A, B, M, max_iter, out_f, out_g, out_rows, out_cols, out_vals, out_i
                 ck = ok
                 prev = x
                 x = up
-            # depths and potentials of the moved subtree, from the tree arcs
+            # depths and potentials of the moved subtree: the potentials shift by the
+            # entering arc's reduced cost (sources +d, sinks -d), which makes it tight
+            d = minr if out_u else -minr
             top = 0
             stack[0] = q
             while top >= 0:
                 x = stack[top]
                 top -= 1
-                pa = parent[x]
-                depth[x] = depth[pa] + 1
+                depth[x] = depth[parent[x]] + 1
                 if x < n2:
-                    pot[x] = C[x * m2 + (pa - n2)] - pot[pa]
+                    pot[x] += d
                 else:
-                    pot[x] = C[pa * m2 + (x - n2)] - pot[pa]
+                    pot[x] -= d
                 c = first[x]
                 while c != -1:
                     top += 1

@@ -350,7 +350,7 @@ def test_output_matrix_csv_and_tsv_round_trip(files, capsys):
     "out, match",
     [
         ("{tmp}/missing/D.npy", r"--output '.*missing/D.npy': the folder '.*missing' does not exist; create it first"),
-        ("{tmp}", r"--output '.*' is a directory; give a file name in it, e.g. '.*distances'"),
+        ("{tmp}", r"--output '.*' is a directory; give a file name in it, e.g. '.*distances\.npy'"),
         ("{tmp}/sub.npy", r"--output '.*sub.npy' is a directory"),
         ("{tmp}/D", r"unknown file type '\(no extension\)'"),
     ],

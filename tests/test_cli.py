@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import numpy as np
-import ot
 import pytest
 
 from otcore.__main__ import main
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,7 +1,6 @@
 """Tests of otcore._exact: exact EMD against POT's network simplex and scipy's LP."""
 
 import numpy as np
-import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +8,8 @@ from hypothesis import strategies as st
 import otcore._exact as exact_mod
 from otcore._exact import EMDResult, emd, emd2
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 METHODS = ["auto", "full", "sparse", "linprog"]
 RTOL = 1e-9

@@ -395,13 +395,13 @@ def _check_mass(tables) -> None:
             ) from None
 
 
-def _option(check, *args, **kwargs):
+def _option(check, *args, hint: str = "", **kwargs):
     """A library scalar check (``check_power`` / ``check_scalar`` / ``check_int``) whose
-    ValueError is an input error naming the option."""
+    ValueError is an input error naming the option (and ``hint``)."""
     try:
         return check(*args, **kwargs)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(f"{exc}{hint}") from None
 
 
 def _check_options(args, method: str) -> None:
@@ -444,7 +444,8 @@ def _check_options(args, method: str) -> None:
             what = "the 1D cost |x - y|**p" if method == "1d" else "the Minkowski distance"
             _option(check_power, "--p", args.p, reason=f"{what} is a transport cost only for p >= 1")
         elif metric == "ordinal":
-            _option(check_scalar, "--p", args.p, nonneg=True)
+            _option(check_scalar, "--p", args.p, nonneg=True,
+                    hint="; --metric ordinal is |i - j|**p (p = 0: every mistake costs 1)")
         else:
             raise InputError(
                 "--p is the exponent of --metric ordinal, of --metric minkowski and of --method 1d; "
@@ -452,7 +453,8 @@ def _check_options(args, method: str) -> None:
                 + (" (the cost file is used as it is)" if args.cost is not None else "")
             )
     if method in ("cdf", "tree"):
-        _option(check_power, "--rho", args.rho)
+        _option(check_power, "--rho", args.rho,
+                reason=f"--method {method} sums |.|**rho, a transport cost only for rho >= 1 (2: the squared EMD)")
     elif args.rho != 1.0:
         raise InputError(f"--rho is the exponent of --method cdf and --method tree, not of --method {method}")
     if args.n_iter is not None:

@@ -445,7 +445,7 @@ def _check_options(args, method: str) -> None:
             _option(check_power, "--p", args.p, reason=f"{what} is a transport cost only for p >= 1")
         elif metric == "ordinal":
             _option(check_scalar, "--p", args.p, nonneg=True,
-                    hint="; --metric ordinal is |i - j|**p (p = 0: every mistake costs 1)")
+                    hint="; --metric ordinal is the cost abs(i - j)**p (p = 0: every mistake costs 1)")
         else:
             raise InputError(
                 "--p is the exponent of --metric ordinal, of --metric minkowski and of --method 1d; "
@@ -454,7 +454,7 @@ def _check_options(args, method: str) -> None:
             )
     if method in ("cdf", "tree"):
         _option(check_power, "--rho", args.rho,
-                reason=f"--method {method} sums |.|**rho, a transport cost only for rho >= 1 (2: the squared EMD)")
+                reason=f"--method {method} sums abs(difference)**rho, a transport cost only for rho >= 1 (2: the squared EMD)")
     elif args.rho != 1.0:
         raise InputError(f"--rho is the exponent of --method cdf and --method tree, not of --method {method}")
     if args.n_iter is not None:

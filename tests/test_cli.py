@@ -471,12 +471,12 @@ def test_npy_uppercase_extension_is_read(files, capsys):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--metric", "ordinal", "--p", "-1"], r"--p must be >= 0, got -1.0; --metric ordinal is \|i - j\|\*\*p"),
+        (["--metric", "ordinal", "--p", "-1"], r"--p must be >= 0, got -1.0; --metric ordinal is the cost abs\(i - j\)\*\*p"),
         (["--metric", "minkowski", "--p", "-1"], r"--p must be >= 1, got -1; the Minkowski distance"),
         (["--method", "1d", "--p", "0.5"], r"--p must be >= 1, got 0.5; the 1D cost"),
         (["--metric", "ordinal", "--p", "nan"], r"--p must be finite, got nan"),
         (["--p", "2"], r"--p is the exponent of --metric ordinal.*not used by --metric euclidean"),
-        (["--method", "cdf", "--rho", "0.5"], r"--rho must be >= 1, got 0.5; --method cdf sums \|.\|\*\*rho"),
+        (["--method", "cdf", "--rho", "0.5"], r"--rho must be >= 1, got 0.5; --method cdf sums abs\(difference\)\*\*rho"),
         (["--rho", "2"], r"--rho is the exponent of --method cdf and --method tree, not of --method exact"),
         (["--reg", "0.1", "--n-iter", "0"], r"--n-iter must be >= 1, got 0"),
         (["--reg", "0.1", "--tol", "-1"], r"--tol must be >= 0, got -1"),

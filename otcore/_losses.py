@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from otcore._array import is_lazy, namespace
+from otcore._array import namespace, to_host
 from otcore._validate import check_choice
 
 __all__ = [
@@ -188,15 +188,18 @@ def sinkhorn_method(M, reg) -> str:
     method; an adapter that holds a concrete ``M`` (a constant closed over)
     asks here first. Returns ``"auto"`` when ``M`` cannot be read.
     """
+    import numpy as np
+
     from otcore import _sinkhorn
 
-    if is_lazy(M):
+    try:  # a traced value cannot be read: the core decides (log method)
+        Mh = to_host(M)
+    except Exception:
         return "auto"
-    xp = namespace(M)
-    if M.shape[0] * M.shape[1] == 0 or not bool(xp.all(xp.isfinite(M))):
+    if Mh.size == 0 or not np.all(np.isfinite(Mh)) or Mh.dtype not in (np.float32, np.float64):
         return "auto"
-    limit = _sinkhorn._AUTO_RATIO.get("float64" if M.dtype == xp.float64 else "float32")
-    spread = float(xp.max(M) - xp.min(M))
+    limit = _sinkhorn._AUTO_RATIO[Mh.dtype.name]
+    spread = float(Mh.max() - Mh.min())
     return "scaling" if spread / reg <= limit else "log"
 
 

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from otcore._array import is_lazy, namespace, size
+from otcore._array import is_lazy, namespace, size, to_host
 from otcore._losses import cdf_emd_loss_grads, emd_loss_grads, sinkhorn_loss_grads, tree_emd_loss_grads
 from otcore._validate import _min_max, check_values
 
@@ -97,10 +97,11 @@ def match_half_masses(pred, target, xp):
     st = xp.sum(target, axis=-1, keepdims=True)
     if not is_lazy(pred) and not is_lazy(target) and size(sp):
         rel = xp.max(xp.abs(sp - st) / xp.maximum(xp.maximum(sp, st), xp.asarray(1e-30, dtype=sp.dtype)))
-        if not float(rel) <= HALF_MASS_RTOL:
+        rel = float(to_host(rel))
+        if not rel <= HALF_MASS_RTOL:
             raise ValueError(
                 f"pred and target must have the same total mass per row (relative tolerance "
-                f"{HALF_MASS_RTOL:g} for float16/bfloat16 input, got {float(rel):.3g}); normalise both, "
+                f"{HALF_MASS_RTOL:g} for float16/bfloat16 input, got {rel:.3g}); normalise both, "
                 "e.g. x / x.sum(-1, keepdims=True)"
             )
     return target * (sp / st)

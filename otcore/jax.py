@@ -151,7 +151,8 @@ def _host_call(spec, static, a, b, third, need):
     shapes += [jax.ShapeDtypeStruct(batch + t, a.dtype) for t, w in zip(tails, need) if w]
 
     def host(a, b, third):
-        value, grads = spec.call(np.asarray(a), np.asarray(b), None if third is None else np.asarray(third), need, static)
+        third = None if third is None else np.asarray(third)
+        value, grads = spec.call(np.asarray(a), np.asarray(b), third, need, static)
         return [np.asarray(value, dtype=a.dtype)] + [np.asarray(g, dtype=a.dtype) for g in grads if g is not None]
 
     out = jax.pure_callback(host, shapes, a, b, third, vmap_method="sequential")

@@ -497,7 +497,8 @@ def test_half_precision_is_computed_in_float32_and_cast_back(dtype):
     ):
         loss = fn(p, th)
         assert loss.dtype == dtype
-        want = fn(p.detach().float(), th.float() * (p.detach().float().sum(-1, keepdim=True) / th.float().sum(-1, keepdim=True)))
+        p32, t32 = p.detach().float(), th.float()
+        want = fn(p32, t32 * (p32.sum(-1, keepdim=True) / t32.sum(-1, keepdim=True)))
         assert float(loss.detach()) == pytest.approx(float(want.to(dtype)), rel=1e-6)
         loss.backward()
         assert p.grad.dtype == dtype and bool(torch.isfinite(p.grad).all())

@@ -259,6 +259,14 @@ def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn) -> _Pro
     if small:
         a, b, M = (xp.astype(x, xp.float32) for x in (a, b, M))
     cxp, a, b, M, out = _compute_namespace(xp, a, b, M, in_dtype)
+    if method == "auto" and not lazy and is_numpy_namespace(cxp) and a.dtype == np.float32 and M.size:
+        # float32 on the CPU where its scaling kernel would underflow but float64's
+        # would not: the scaling iterates in float64 (same iterates as the log
+        # method, several times faster), results returned in float32
+        ratio = float(M.max() - M.min()) / reg
+        if _SCALING_RATIO["float32"] < ratio <= _SCALING_RATIO["float64"]:
+            a, b, M = (x.astype(np.float64) for x in (a, b, M))
+            method = "scaling"
     a = cxp.reshape(cxp.broadcast_to(a, batch + (n,)), (N, n))
     b = cxp.reshape(cxp.broadcast_to(b, batch + (m,)), (N, m))
     scale = cxp.sum(a, axis=-1)

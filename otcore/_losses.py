@@ -198,9 +198,7 @@ def sinkhorn_method(M, reg) -> str:
         return "auto"
     if Mh.size == 0 or not np.all(np.isfinite(Mh)) or Mh.dtype not in (np.float32, np.float64):
         return "auto"
-    limit = _sinkhorn._AUTO_RATIO[Mh.dtype.name]
-    spread = float(Mh.max() - Mh.min())
-    return "scaling" if spread / reg <= limit else "log"
+    return _sinkhorn._choose_method("auto", float(Mh.max() - Mh.min()), reg, Mh.dtype.name)
 
 
 # --------------------------------------------------------------------------- exact

@@ -52,7 +52,7 @@ from otcore._validate import (
     check_int,
     check_scalar,
     check_values,
-    mass_rtol,
+    mass_tolerance,
     scan_masses,
 )
 
@@ -397,7 +397,7 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
             )
         M0 = check_cost(M0, xp, shape=(n, m), dtype=dtype)
     if method in ("exact", "sinkhorn", "cdf", "tree"):
-        _check_mass(sa, sb, ("A", "A" if same else "B"), mass_rtol(xp, dtype))
+        _check_mass(sa, sb, ("A", "A" if same else "B"), mass_tolerance(dtype))
 
     kernel = _make_kernel(method, xp, M0, reg, tree, kwargs, n, m)
     symmetric = same and _symmetric_method(method, M0, kwargs)

@@ -169,7 +169,7 @@ class _Problem:
 
     ``a``, ``b`` (N, n), (N, m) have mass 1 per pair (``b`` is rescaled to
     the mass of ``a``; the mass check accepts totals within
-    :func:`otcore._validate.mass_rtol`); ``scale`` (N,) is the mass of the
+    :func:`otcore._validate.mass_tolerance`); ``scale`` (N,) is the mass of the
     original ``a``: the solution of the original problem is the plan of the
     normalised one times ``scale`` (``f`` shifted by ``reg * log(scale)``).
     Arrays live in ``xp`` (numpy for torch CPU tensors: ``out`` converts back).
@@ -757,7 +757,7 @@ def sinkhorn(
         or ``[]``: uniform, as in POT.
     b : array (..., m)
         Target histograms, same total mass as ``a`` (within
-        :func:`otcore._validate.mass_rtol`; ``b`` is rescaled to the mass of
+        :func:`otcore._validate.mass_tolerance`; ``b`` is rescaled to the mass of
         ``a``); batch shapes broadcast (e.g. one ``a`` (n,) against N ``b``
         (N, m)).
     M : array (n, m)

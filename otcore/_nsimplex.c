@@ -1,29 +1,24 @@
 /*
  * Network simplex for dense transport problems, and its certificate pass (private).
  *
- * Plain C over raw float64 / int64 buffers, called from otcore/_network_simplex.py
- * through ctypes (which releases the GIL for the whole call). The algorithm, its
- * design notes and the meaning of every argument are documented there; this file is
- * a line-by-line port of the former numba kernel (Bonneel et al. 2011, after LEMON):
+ * Plain C over raw float64 / int64 buffers; a small CPython module at the end (buffer
+ * protocol, GIL released during the kernels) is called from otcore/_network_simplex.py,
+ * where the algorithm, its design notes and the outputs are documented. This file is a
+ * line-by-line port of the former numba kernel (Bonneel et al. 2011, after LEMON):
  * north-west corner start, block search pricing, Orden's perturbation carried as an
  * exact integer part, lexicographic leaving arc, subtree potential shifts, exact
  * recompute before the final pricing, zero bins dropped per pair.
  *
- * Every array is C-contiguous; the Python wrapper checks every shape and every index
- * before the call, so nothing here reads outside the buffers it is given.
+ * The bindings check every buffer's item type, contiguity and shape and every plan
+ * index before a kernel runs, so nothing here reads outside the buffers it is given.
  * Built with -ffp-contract=off semantics in mind: no fused multiply-adds are needed
  * and none are wanted (the results then match the numba kernel to the last bit).
  */
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-#if defined(_WIN32)
-#define NS_EXPORT __declspec(dllexport)
-#else
-#define NS_EXPORT __attribute__((visibility("default")))
-#endif
 
 typedef int64_t i64;
 
@@ -32,7 +27,7 @@ typedef int64_t i64;
  * zero bins); out_rows, out_cols, out_vals (N, n + m - 1) the tree arcs; out_info (N, 2)
  * pivots and status (0 optimal, 1 max_iter, 2 a side without a positive bin).
  * Returns 0, or -1 when the work memory cannot be allocated. */
-NS_EXPORT int ns_solve(i64 N, i64 n, i64 m, const double *A, const double *B, const double *M,
+static int ns_solve(i64 N, i64 n, i64 m, const double *A, const double *B, const double *M,
                        i64 max_iter, double *out_f, double *out_g, i64 *out_rows, i64 *out_cols,
                        double *out_vals, i64 *out_info)
 {
@@ -382,7 +377,7 @@ done:
  * out[p] = (cost, max violation, duality gap, max marginal residual).
  * rows (N, K) must lie in [0, n) and cols in [0, m) (checked by the caller).
  * Returns 0, or -1 when the work memory cannot be allocated. */
-NS_EXPORT int ns_certify(i64 N, i64 n, i64 m, i64 K, const double *A, const double *B,
+static int ns_certify(i64 N, i64 n, i64 m, i64 K, const double *A, const double *B,
                          const double *M, double *f, double *g, const i64 *rows, const i64 *cols,
                          const double *vals, double *out)
 {
@@ -475,11 +470,166 @@ NS_EXPORT int ns_certify(i64 N, i64 n, i64 m, i64 K, const double *A, const doub
     return 0;
 }
 
-/* A Python extension module only so that setuptools builds and installs this file as
- * otcore._nsimplex; the functions above are reached through ctypes, not through it. */
+/* ---------------------------------------------------------------------------------
+ * Python bindings through the buffer protocol: every argument is a C-contiguous buffer
+ * whose item type and shape are checked here against (N, n, m), so a wrong array is a
+ * ValueError, never a read outside a buffer; the kernels run with the GIL released.
+ * ------------------------------------------------------------------------------- */
+
+#define NS_MAXBUF 13
+
+typedef struct {
+    Py_buffer v[NS_MAXBUF];
+    int k;
+} ns_bufs;
+
+static void ns_release(ns_bufs *bs)
+{
+    for (int i = 0; i < bs->k; i++)
+        PyBuffer_Release(&bs->v[i]);
+    bs->k = 0;
+}
+
+/* Take a C-contiguous buffer of 8-byte items of kind 'd' (float64) or 'q' (int64) with
+ * ndim dimensions d0 (, d1); -1 leaves a dimension free and returns it in *got. */
+static void *ns_take(ns_bufs *bs, PyObject *obj, const char *name, char kind, int writable,
+                     int ndim, i64 d0, i64 d1, i64 *got0, i64 *got1)
+{
+    Py_buffer *b = &bs->v[bs->k];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, b, flags) != 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "_nsimplex: %s must be a %sC-contiguous %s array", name,
+                     writable ? "writeable " : "", kind == 'd' ? "float64" : "int64");
+        return NULL;
+    }
+    bs->k++;
+    const char *f = b->format ? b->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<')
+        f++;
+    int ok_kind = (kind == 'd') ? (f[0] == 'd') : (f[0] == 'q' || f[0] == 'l');
+    if (!ok_kind || f[1] != '\0' || b->itemsize != 8) {
+        PyErr_Format(PyExc_ValueError, "_nsimplex: %s must be %s (got format '%s')", name,
+                     kind == 'd' ? "float64" : "int64", b->format ? b->format : "B");
+        return NULL;
+    }
+    i64 s0 = b->ndim >= 1 ? (i64)b->shape[0] : -1, s1 = b->ndim >= 2 ? (i64)b->shape[1] : -1;
+    if (b->ndim != ndim || (d0 >= 0 && s0 != d0) || (ndim == 2 && d1 >= 0 && s1 != d1)) {
+        PyErr_Format(PyExc_ValueError, "_nsimplex: %s has the wrong shape (%d-D array expected)",
+                     name, ndim);
+        return NULL;
+    }
+    if (got0)
+        *got0 = s0;
+    if (got1)
+        *got1 = s1;
+    return b->buf;
+}
+
+static PyObject *py_solve(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *oA, *oB, *oM, *of, *og, *orr, *oc, *ov, *oi;
+    long long max_iter;
+    if (!PyArg_ParseTuple(args, "OOOLOOOOOO", &oA, &oB, &oM, &max_iter, &of, &og, &orr, &oc, &ov,
+                          &oi))
+        return NULL;
+    ns_bufs bs = {.k = 0};
+    i64 N, n, N2, m;
+    const double *A = ns_take(&bs, oA, "A", 'd', 0, 2, -1, -1, &N, &n);
+    const double *B = A ? ns_take(&bs, oB, "B", 'd', 0, 2, -1, -1, &N2, &m) : NULL;
+    if (B && N2 != N) {
+        PyErr_SetString(PyExc_ValueError, "_nsimplex: A and B hold different numbers of pairs");
+        B = NULL;
+    }
+    const i64 K = B ? n + m - 1 : 0;
+    const double *M = B ? ns_take(&bs, oM, "M", 'd', 0, 2, n, m, NULL, NULL) : NULL;
+    double *f = M ? ns_take(&bs, of, "f", 'd', 1, 2, N, n, NULL, NULL) : NULL;
+    double *g = f ? ns_take(&bs, og, "g", 'd', 1, 2, N, m, NULL, NULL) : NULL;
+    i64 *rows = g ? ns_take(&bs, orr, "rows", 'q', 1, 2, N, K, NULL, NULL) : NULL;
+    i64 *cols = rows ? ns_take(&bs, oc, "cols", 'q', 1, 2, N, K, NULL, NULL) : NULL;
+    double *vals = cols ? ns_take(&bs, ov, "vals", 'd', 1, 2, N, K, NULL, NULL) : NULL;
+    i64 *info = vals ? ns_take(&bs, oi, "info", 'q', 1, 2, N, 2, NULL, NULL) : NULL;
+    if (!info) {
+        ns_release(&bs);
+        return NULL;
+    }
+    int rc = 0;
+    if (N > 0 && n > 0 && m > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ns_solve(N, n, m, A, B, M, (i64)max_iter, f, g, rows, cols, vals, info);
+        Py_END_ALLOW_THREADS
+    }
+    ns_release(&bs);
+    if (rc == -1)
+        return PyErr_NoMemory();
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *py_certify(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *oA, *oB, *oM, *of, *og, *orr, *oc, *ov, *oo;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &oA, &oB, &oM, &of, &og, &orr, &oc, &ov, &oo))
+        return NULL;
+    ns_bufs bs = {.k = 0};
+    i64 N, n, N2, m, N3, K;
+    const double *A = ns_take(&bs, oA, "A", 'd', 0, 2, -1, -1, &N, &n);
+    const double *B = A ? ns_take(&bs, oB, "B", 'd', 0, 2, -1, -1, &N2, &m) : NULL;
+    if (B && N2 != N) {
+        PyErr_SetString(PyExc_ValueError, "_nsimplex: A and B hold different numbers of pairs");
+        B = NULL;
+    }
+    const double *M = B ? ns_take(&bs, oM, "M", 'd', 0, 2, n, m, NULL, NULL) : NULL;
+    double *f = M ? ns_take(&bs, of, "f", 'd', 1, 2, N, n, NULL, NULL) : NULL;
+    double *g = f ? ns_take(&bs, og, "g", 'd', 1, 2, N, m, NULL, NULL) : NULL;
+    const i64 *rows = g ? ns_take(&bs, orr, "rows", 'q', 0, 2, -1, -1, &N3, &K) : NULL;
+    if (rows && N3 != N) {
+        PyErr_SetString(PyExc_ValueError, "_nsimplex: rows must have one row per pair");
+        rows = NULL;
+    }
+    const i64 *cols = rows ? ns_take(&bs, oc, "cols", 'q', 0, 2, N, K, NULL, NULL) : NULL;
+    const double *vals = cols ? ns_take(&bs, ov, "vals", 'd', 0, 2, N, K, NULL, NULL) : NULL;
+    double *out = vals ? ns_take(&bs, oo, "out", 'd', 1, 2, N, 4, NULL, NULL) : NULL;
+    if (!out) {
+        ns_release(&bs);
+        return NULL;
+    }
+    /* every plan index inside the cost matrix: the certificate never reads outside M */
+    for (i64 k = 0; k < N * K; k++) {
+        if (rows[k] < 0 || rows[k] >= n || cols[k] < 0 || cols[k] >= m) {
+            ns_release(&bs);
+            PyErr_Format(PyExc_ValueError,
+                         "_nsimplex: plan index (%lld, %lld) outside the (%lld, %lld) cost matrix",
+                         (long long)rows[k], (long long)cols[k], (long long)n, (long long)m);
+            return NULL;
+        }
+    }
+    int rc = 0;
+    if (N > 0 && n > 0 && m > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ns_certify(N, n, m, K, A, B, M, f, g, rows, cols, vals, out);
+        Py_END_ALLOW_THREADS
+    }
+    ns_release(&bs);
+    if (rc == -1)
+        return PyErr_NoMemory();
+    return PyLong_FromLong(rc);
+}
+
+static PyMethodDef nsimplex_methods[] = {
+    {"solve", py_solve, METH_VARARGS,
+     "solve(A, B, M, max_iter, f, g, rows, cols, vals, info): the network simplex on every "
+     "pair, outputs written in place."},
+    {"certify", py_certify, METH_VARARGS,
+     "certify(A, B, M, f, g, rows, cols, vals, out): potentials completed and normalised in "
+     "place, out[p] = (cost, max violation, gap, max residual)."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef nsimplex_module = {
     PyModuleDef_HEAD_INIT, "_nsimplex",
-    "Network simplex kernels (C, called through ctypes by otcore._network_simplex).", -1, NULL,
+    "Network simplex kernels in C (private; see otcore._network_simplex).", -1, nsimplex_methods,
     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__nsimplex(void) { return PyModule_Create(&nsimplex_module); }

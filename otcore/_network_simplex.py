@@ -48,7 +48,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from otcore import _nsimplex
+try:
+    from otcore import _nsimplex
+except ImportError as exc:  # pragma: no cover - an install without the built extension
+    raise ImportError(
+        "otcore's exact solver is a C extension (otcore._nsimplex) that is not built here. "
+        "Install otcore with a C compiler available: python -m pip install . (or -e . in a "
+        "checkout, which builds it in place)."
+    ) from exc
 
 __all__ = ["certify", "solve_batch"]
 

@@ -20,7 +20,7 @@ Methods
 -------
 ``"simplex"``
     the network simplex (Bonneel et al. 2011, the algorithm of POT's and LEMON's
-    solvers) compiled with numba (:mod:`otcore._network_simplex`): flows on a
+    solvers) in C (:mod:`otcore._network_simplex`, built at install time): flows on a
     spanning tree, obtained from the masses by additions and subtractions only;
     north-west corner start; block search pricing; Orden's perturbation against
     cycling. All pairs of a batch in one compiled call.

@@ -25,6 +25,7 @@ from otcore._coupling import (
 from otcore._exact import EMDResult, emd, emd2
 from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
 from otcore._pairwise import pairwise_distances
+from otcore._pointcloud import PointCloud
 from otcore._sinkhorn import SinkhornResult, sinkhorn, sinkhorn2
 from otcore._tree import (
     Tree,
@@ -75,5 +76,6 @@ __all__ = [
     "tree_metric",
     # at scale
     "pairwise_distances",
+    "PointCloud",
     "__version__",
 ]

@@ -168,6 +168,7 @@ class PointCloud:
         self.shape = (int(self.x.shape[0]), int(self.y.shape[0]))
         self._device = device(self.x)
         self._itemsize = 4 if dtype == xp.float32 else 8
+        self._cut = math.log(float(xp.finfo(dtype).smallest_normal)) + 1.0
         self._host = not is_cupy_namespace(xp) and "cpu" in str(self._device).lower()
         # centred coordinates: the costs of the dense cost_matrix, to rounding
         n, m = self.shape
@@ -343,10 +344,13 @@ class PointCloud:
                 if mu is not None:
                     mb = xp.maximum(mb, mu)
                 safe = xp.where(xp.isfinite(mb), mb, zero)
-                s = xp.sum(xp.exp(z - safe[..., None]), axis=-1)
+                z -= safe[..., None]
+                # exp of arguments below the smallest normal's log is slow on
+                # the host (underflow path) and adds < n * 1e-300 to a sum >= 1
+                s = xp.sum(xp.exp(xp.clip(z, min=self._cut)), axis=-1)
                 S = s if mu is None else s + S * xp.exp(mu - safe)
                 mu = mb
-            pos = S > 0  # S = 0: no finite term in the row -> +inf, without a log(0) warning
+            pos = xp.isfinite(mu)  # no finite term in the row: +inf, without a log(0) warning
             lg = xp.where(pos, xp.log(xp.where(pos, S, one)), inf)
             val = -eps * (safe + lg)
             if row is not None:

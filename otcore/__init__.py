@@ -26,6 +26,7 @@ from otcore._exact import EMDResult, emd, emd2
 from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
 from otcore._pairwise import pairwise_distances
 from otcore._pointcloud import PointCloud
+from otcore._divergence import sinkhorn_divergence, sinkhorn_divergence_value_and_grad
 from otcore._sinkhorn import SinkhornResult, sinkhorn, sinkhorn2
 from otcore._tree import (
     Tree,
@@ -62,6 +63,8 @@ __all__ = [
     "SinkhornResult",
     "sinkhorn",
     "sinkhorn2",
+    "sinkhorn_divergence",
+    "sinkhorn_divergence_value_and_grad",
     # 1D
     "wasserstein_1d",
     "cdf_emd",

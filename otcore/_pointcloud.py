@@ -34,7 +34,7 @@ __all__ = ["POINTCLOUD_METRICS", "PointCloud"]
 POINTCLOUD_METRICS = ("sqeuclidean", "euclidean", "cityblock")
 
 # Default memory budget for the temporaries of one block (bytes).
-_DEFAULT_MEMORY = 64 * 2**20
+_DEFAULT_MEMORY = 256 * 2**20
 # Temporaries of one block of the log-sum-exp (exponents, their exp, costs):
 # the budget is divided by this many arrays of the block's size.
 _TEMPS = 3
@@ -78,7 +78,7 @@ class PointCloud:
         them (equivalently, keep ``scale=1`` and double ``reg``: the plan of
         :math:`(s M, \varepsilon)` is the plan of :math:`(M, \varepsilon/s)`,
         and values scale by :math:`s`).
-    memory : int, default 64 MiB
+    memory : int, default 256 MiB
         Budget in bytes for the temporaries of one block (about three arrays
         of ``N x rows x cols`` entries for ``N`` potentials). The block size
         follows from it: ``rows = memory / (3 * N * m * itemsize)`` rows of
@@ -155,6 +155,8 @@ class PointCloud:
         x = as_float(x, xp, name="x")
         y_ = None if y is None else as_float(y, xp, name="y")
         dtype = float_dtype(xp, x, y_)
+        if dtype not in (xp.float32, xp.float64):  # float16 / bfloat16: computed in float32
+            dtype = xp.float32
         self.x = _as_points(x, "x", xp, dtype)
         self.symmetric = y_ is None
         self.y = self.x if self.symmetric else _as_points(y_, "y", xp, dtype)
@@ -181,6 +183,62 @@ class PointCloud:
         self._nx = xp.sum(self._xc * self._xc, axis=1)
         self._ny = self._nx if self.symmetric else xp.sum(self._yc * self._yc, axis=1)
         self._T = None
+
+    def _like(self, x, y) -> "PointCloud":
+        """A cloud with the same options over other arrays (e.g. numpy views of torch tensors)."""
+        return PointCloud(x, None if self.symmetric else y, metric=self.metric, scale=self.scale, memory=self.memory)
+
+    # -- the Sinkhorn engine's entry points ----------------------------------
+
+    def check_weights(self, a, b, *, check_mass: bool = True):
+        """``(xp, a, b)``: weights checked against this cloud (``None``/``[]``: uniform).
+
+        The weights are converted to the cloud's namespace and dtype (the
+        computation runs in the dtype of the points); their number of bins
+        must be ``(n, m)`` and, with ``check_mass``, their totals equal.
+        """
+        from otcore._validate import _is_missing, check_histograms
+
+        xp, n, m = self._xp, *self.shape
+        if _is_missing(a):
+            a = xp.full((n,), 1.0 / n, dtype=self.dtype, device=self._device)
+        if _is_missing(b):
+            b = xp.full((m,), 1.0 / m, dtype=self.dtype, device=self._device)
+        if namespace(a, b) is not xp and namespace(a, b, self.x) is not xp:
+            raise TypeError("a and b must come from the same array library as the points of the PointCloud")
+        wxp, a, b, _ = check_histograms(a, b, None, check_mass=check_mass)
+        for name, w, k, side in (("a", a, n, "x"), ("b", b, m, "y")):
+            if w.shape[-1] != k:
+                raise ValueError(
+                    f"{name} has {w.shape[-1]} bins but the PointCloud has {k} points in {side}; "
+                    f"pass one weight per point"
+                )
+        if a.dtype != self.dtype:
+            a = xp.astype(a, self.dtype)
+        if b.dtype != self.dtype:
+            b = xp.astype(b, self.dtype)
+        return xp, a, b
+
+    def solver_kernel(self, *, lazy: bool = False):
+        """The kernel object the Sinkhorn engine iterates with (one per call).
+
+        When the costs, the absorbed kernel and its weighted copy (three
+        ``n x m`` arrays) fit in ``memory``, the costs are built once, block
+        by block, and the engine's dense kernel is used (matrix-vector
+        products per iteration instead of ``n m`` exponentials); otherwise,
+        and inside ``jax.jit``, this cloud itself (every half-step streams
+        the costs in blocks).
+        """
+        n, m = self.shape
+        if not lazy and 3 * n * m * self._itemsize <= self.memory:
+            from otcore._kernels import DenseKernel
+
+            return DenseKernel(self.to_dense(), xp=self._xp)
+        return self
+
+    def take(self, index) -> "PointCloud":
+        """The kernel restricted to the pairs ``index``: the cloud is shared by the batch."""
+        return self
 
     # -- the transposed cloud (cost M^T), sharing the arrays ---------------
 

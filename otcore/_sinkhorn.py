@@ -1,4 +1,4 @@
-r"""Sinkhorn distances and the Frogner gradient: batched, log-stable, array-API.
+r"""Sinkhorn distances and the Frogner gradient: one engine, batched, log-stable, array-API.
 
 Entropy-regularised optimal transport between histograms ``a`` (..., n) and
 ``b`` (..., m) with one shared cost ``M`` (n, m):
@@ -8,12 +8,21 @@ Entropy-regularised optimal transport between histograms ``a`` (..., n) and
     \mathrm{OT}_\varepsilon(a, b) = \min_{P \in U(a, b)}
         \langle P, M\rangle + \varepsilon \sum_{ij} P_{ij}(\log P_{ij} - 1),
 
-solved by Sinkhorn's matrix scaling (Cuturi 2013): :math:`P = \mathrm{diag}(u)
-K \mathrm{diag}(v)` with :math:`K = e^{-M/\varepsilon}`. ``reg`` is
-:math:`\varepsilon` (POT's convention); the seeds' :math:`\lambda` is
-``1 / reg``. A batch of N pairs is iterated as one ``(N, n) @ (n, m)`` matrix
-product per half-step (Algorithm 1 of Dhariwal & Inala, seed 000), never a
-Python loop over pairs and never an ``N * n * m`` array.
+solved by Sinkhorn's matrix scaling (Cuturi 2013). ``reg`` is
+:math:`\varepsilon` (POT's convention; Cuturi's :math:`\lambda` is ``1 / reg``).
+
+The engine follows OTT-JAX's separation of problem and solver:
+
+* :func:`_problem` validates once and returns a :class:`_Problem` record
+  (histograms flattened to a batch (N, n), (N, m), normalised to mass 1, the
+  cost wrapped in a kernel object of :mod:`otcore._kernels`);
+* one step per method: :class:`_ScalingSteps` (``u, v`` updates of Algorithm 1
+  of Dhariwal & Inala, one matrix product per half-step for the whole batch)
+  and :class:`_LogSteps` (the log-domain update over any kernel object);
+* one driver, :func:`_drive`: fixed iterations (a ``lax.fori_loop`` inside
+  ``jax.jit``) or to a tolerance, where converged pairs leave the active set;
+* one :func:`_finalize`, the only place computing ``cost``, ``reg_cost``,
+  the potentials, ``grad`` and ``marginal_error``.
 
 Public names: :func:`sinkhorn`, :func:`sinkhorn2`, :class:`SinkhornResult`,
 :data:`SINKHORN_METHODS`.
@@ -22,24 +31,22 @@ Public names: :func:`sinkhorn`, :func:`sinkhorn2`, :class:`SinkhornResult`,
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from array_api_compat import is_jax_array
+from array_api_compat import is_jax_array, is_torch_array
 
-from otcore._array import Array, is_lazy, is_numpy_namespace, namespace
-from otcore._array import device as _device
+from otcore._array import Array, is_lazy, is_numpy_namespace, namespace, to_host
+from otcore._kernels import DenseKernel, Kernel
 from otcore._validate import (
-    reject_pot_keywords,
     ConvergenceWarning,
     batch_shape,
     check_choice,
     check_histograms,
     check_int,
     check_scalar,
-    mass_rtol,
+    reject_pot_keywords,
 )
 
 __all__ = ["SINKHORN_METHODS", "SinkhornResult", "sinkhorn", "sinkhorn2"]
@@ -47,33 +54,27 @@ __all__ = ["SINKHORN_METHODS", "SinkhornResult", "sinkhorn", "sinkhorn2"]
 #: Values accepted by ``method``.
 SINKHORN_METHODS = ("auto", "scaling", "log")
 
-# Iteration cap in tolerance mode when ``n_iter`` is not given.
+# Default tolerance on the relative L1 marginal error, per dtype of the input
+# (float16/bfloat16 are computed in float32 and returned in their dtype). It
+# is also what ``converged`` means in fixed-iteration mode.
+_DEFAULT_TOL = {"float64": 1e-9, "float32": 1e-5, "float16": 1e-3}
+# Iteration cap in tolerance mode when ``n_iter`` is not given (per eps stage).
 _DEFAULT_MAX_ITER = 10_000
-# Tolerance mode reads the marginal error every this many iterations (each
-# read is a device synchronisation on a GPU).
+# Tolerance mode measures the marginal error every this many iterations.
 _CHECK_EVERY = 10
-# ``converged`` in fixed-iteration mode (``tol=None``) means this relative
-# marginal error (informational only, never warned about).
-_FIXED_TOL = {"float64": 1e-6, "float32": 1e-4}
-# "auto" uses the scaling method while (max(M) - min(M)) / reg stays below this
-# (u, v, K then stay far from overflow/underflow); log-stable above.
-_AUTO_RATIO = {"float64": 200.0, "float32": 25.0}
-# Log method: absorb the scalings into the kernel when |log u|, |log v|
-# (relative to the absorbed potentials) exceed this.
-_ABSORB_TAU = {"float64": 30.0, "float32": 10.0}
-# Log method inside jit (no value checks): absorb on this fixed schedule.
-_LAZY_ABSORB_EVERY = 10
-# Batched log method: switch to per-pair kernels when the potentials of the
-# pairs differ (in units of reg) by more than this around their mean.
-_HETERO_TAU = {"float64": 150.0, "float32": 20.0}
-# On a GPU the log method checks for absorption every iteration only when
-# (max(M) - min(M)) / reg exceeds this (else every _CHECK_EVERY iterations).
-_SYNC_RATIO = 1000.0
-# Per-pair kernels are built for blocks of at most this many elements.
-_CHUNK = 1 << 22
+# "auto" takes the scaling method while (max M - min M) / reg is at most this
+# (the kernel exp(-M/reg) and the scalings stay far from under/overflow) ...
+_SCALING_RATIO = {"float64": 200.0, "float32": 25.0}
+# ... and, in tolerance mode, eps-scaling when the ratio exceeds this.
+_EPS_SCALING_RATIO = 1000.0
+# eps-scaling: first stage at (max M - min M) / this, then divided by
+# _EPS_FACTOR per stage; intermediate stages stop at _STAGE_TOL.
+_EPS_START = 50.0
+_EPS_FACTOR = 4.0
+_STAGE_TOL = 1e-3
 
 
-def _dtype_name(xp, dtype) -> str:
+def _dname(xp, dtype) -> str:
     return "float32" if dtype == xp.float32 else "float64"
 
 
@@ -126,6 +127,7 @@ class SinkhornResult:
     _M: Array = field(repr=False)
     _a_pos: Array = field(repr=False)
     _b_pos: Array = field(repr=False)
+    _fg: tuple | None = field(default=None, repr=False)  # float32 f, g for float16 results
 
     @property
     def plan(self) -> Array:
@@ -135,567 +137,506 @@ class SinkhornResult:
         access and not stored: for a batch it is an ``N * n * m`` array.
         """
         xp = namespace(self.f, self._M)
-        f = self.f[..., :, None]
-        g = self.g[..., None, :]
-        P = xp.exp((f + g - self._M) / self.reg)
-        return P * self._a_pos[..., :, None] * self._b_pos[..., None, :]
+        dt = self.f.dtype
+        wide = dt if dt in (xp.float32, xp.float64) else xp.float32  # float16: exp in float32
+        ninf = xp.asarray(-math.inf, dtype=wide)
+        f, g = self._fg if self._fg is not None else (self.f, self.g)
+        f = xp.where(self._a_pos > 0, xp.astype(f, wide), ninf)[..., :, None]
+        g = xp.where(self._b_pos > 0, xp.astype(g, wide), ninf)[..., None, :]
+        P = xp.exp((f + g - xp.astype(self._M, wide)) / self.reg)
+        return P if wide == dt else xp.astype(P, dt)
 
 
 # ---------------------------------------------------------------------------
-# the two iterations
+# the problem record
 # ---------------------------------------------------------------------------
 
 
-def _scaling_numpy(a, b, K, n_iter, tol):
-    """Scaling (Algorithm 1) on numpy with preallocated buffers, no temporaries.
+@dataclass(frozen=True, eq=False)
+class _Problem:
+    """A validated problem: the batch flattened, normalised, and its options.
 
-    Returns ``u, v, uK, Kv, it, err`` with ``uK = u @ K`` (used for ``v``) and
-    ``Kv = v @ K.T`` (for the row marginal ``u * Kv``). One pair runs as 1-D
-    BLAS gemv calls, which are several times faster than ``(1, n) @ (n, m)``.
+    ``a``, ``b`` (N, n), (N, m) have mass 1 per pair (``b`` is rescaled to
+    the mass of ``a``; the mass check accepts totals within
+    :func:`otcore._validate.mass_rtol`); ``scale`` (N,) is the mass of the
+    original ``a``: the solution of the original problem is the plan of the
+    normalised one times ``scale`` (``f`` shifted by ``reg * log(scale)``).
+    Arrays live in ``xp`` (numpy for torch CPU tensors: ``out`` converts back).
     """
-    N, n = a.shape
-    m = b.shape[1]
-    u = np.full((N, n), 1.0 / n, dtype=a.dtype)
-    uK = np.empty((N, m), dtype=a.dtype)
-    v = np.empty((N, m), dtype=a.dtype)
-    Kv = np.empty((N, n), dtype=a.dtype)
-    mass = a.sum(-1)
-    if N == 1:
-        u1, uK1, v1, Kv1, a1, b1 = u[0], uK[0], v[0], Kv[0], a[0], b[0]
 
-        def v_step():
-            np.matmul(u1, K, out=uK1)
-            np.divide(b1, uK1, out=v1)
-            np.matmul(K, v1, out=Kv1)
+    xp: object
+    a: Array
+    b: Array
+    scale: Array
+    kernel: Kernel
+    reg: float
+    batch: tuple
+    n_iter: int | None  # fixed-iteration count (tol None) or cap
+    tol: float | None
+    conv_tol: float  # what `converged` means
+    method: str
+    stages: int  # eps-scaling stages (0: none, -1: automatic)
+    init: tuple | None
+    lazy: bool
+    warn: bool
+    out: object  # callable: compute array -> array of the caller's namespace and dtype
+    M: Array  # the caller's cost (for SinkhornResult.plan)
 
-        def u_step():
-            np.divide(a1, Kv1, out=u1)
+    @property
+    def a_pos(self):
+        return self.a > 0
 
-    else:
-        KT = K.T
-
-        def v_step():
-            np.matmul(u, K, out=uK)
-            np.divide(b, uK, out=v)
-            np.matmul(v, KT, out=Kv)
-
-        def u_step():
-            np.divide(a, Kv, out=u)
-
-    for it in range(1, n_iter + 1):
-        v_step()
-        if tol is not None and it % _CHECK_EVERY == 0:
-            err = np.abs(u * Kv - a).sum(-1) / mass
-            if np.all(err <= tol) or not np.all(np.isfinite(err)):
-                return u, v, uK, Kv, it, err
-        u_step()
-    v_step()
-    err = np.abs(u * Kv - a).sum(-1) / mass
-    return u, v, uK, Kv, n_iter, err
+    @property
+    def b_pos(self):
+        return self.b > 0
 
 
-# ---------------------------------------------------------------------------
-# fused fixed-iteration kernel (optional numba)
-# ---------------------------------------------------------------------------
-
-# The fused kernel runs when numba is installed (the ``fast`` extra), the
-# input is numpy (or a CPU torch tensor's numpy view), the mode is
-# fixed-iteration scaling, and the problem is small: at most this many
-# kernel entries n * m (above it BLAS matrix products are faster; measured
-# crossover on 2 cores: fused 0.13x the time at N=100, n=m=4; 0.7-0.8x at
-# n=m=32; 1.4x at N=256, n=m=64; 2.2x at N=4096, n=m=100).
-_FUSED_MAX_NM = 1024
-# ... and for one pair (no batch to vectorise over; BLAS gemv wins earlier).
-_FUSED_MAX_NM_ONE = 256
-# Pairs processed together in the fused kernel (its buffers stay in L1/L2).
-_FUSED_BLOCK = 128
-# None: not tried yet; False: numba unavailable or disabled.
-_fused = None
+def _check_tol(tol, dname):
+    if isinstance(tol, str):
+        if tol != "auto":
+            raise ValueError(f"tol must be a number >= 0, None or 'auto', got {tol!r}")
+        return _DEFAULT_TOL[dname]
+    return check_scalar("tol", tol, nonneg=True, allow_none=True)
 
 
-def _fused_scaling_py(a, b, M, reg, n_iter, max_ratio, mass_tol, out):
-    """Algorithm 1 plus the result's post-processing, fused, for numba.
+def _check_stages(value):
+    if value == "auto" and isinstance(value, str):
+        return -2
+    if value is False or value is None:
+        return 0
+    if value is True:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"eps_scaling must be 'auto', False, True or a number of stages (int >= 1), got {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"eps_scaling must be >= 1 stages (or 'auto'/True/False), got {value}")
+    return int(value)
 
-    Exactly the iterates of :func:`_scaling_numpy` (``K = exp(-(M - min M) /
-    reg)``; ``u = 1/n``; ``n_iter`` times ``v = b / (u K)``, ``u = a / (K
-    v)``; then ``v = b / (u K)``), in the dtype of the input, pairs
-    innermost (vectorised over the batch). ``out`` (flat, see
-    :func:`_run_fused`) receives ``cost, reg_cost, err, f, g, grad, a > 0,
-    b > 0``. Returns ``(status, max_err)``: status 0 done, 1 not run
-    (``(max(M) - min(M)) / reg > max_ratio``: use the log method), 2 a
-    non-finite value (under/overflow), 3 not run (the inputs need the full
-    checks of :func:`otcore._validate.check_histograms`).
+
+def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn) -> _Problem:
+    """Validate once; flatten, normalise and convert; wrap the cost in a kernel."""
+    xp, a, b, M = check_histograms(a, b, M)
+    reg = check_scalar("reg", reg, positive=True)
+    n_iter = check_int("n_iter", n_iter, minimum=1, allow_none=True)
+    method = check_choice("method", method, SINKHORN_METHODS)
+    stages = _check_stages(eps_scaling)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False, got {warn!r}")
+    in_dtype = a.dtype
+    small = in_dtype not in (xp.float32, xp.float64)  # float16, bfloat16: run in float32
+    dname = "float16" if small else _dname(xp, in_dtype)
+    tol = _check_tol(tol, dname)
+    if tol is None and n_iter is None:
+        raise ValueError(
+            "n_iter must be given when tol=None (fixed-iteration mode); "
+            "pass e.g. n_iter=50, or a tol to iterate to a tolerance"
+        )
+    lazy = any(is_lazy(x) for x in (a, b, M))
+    if lazy and tol is not None:
+        raise ValueError(
+            "inside jax.jit (or on lazy arrays) Sinkhorn cannot stop on a tolerance; "
+            "pass tol=None and a fixed n_iter"
+        )
+    if stages > 0 and tol is None or stages == -1 and tol is None:
+        raise ValueError("eps_scaling needs a tol (it is a run-to-tolerance scheme); pass tol='auto'")
+    n, m = a.shape[-1], b.shape[-1]
+    batch = batch_shape("a", a.shape[:-1], "b", b.shape[:-1])
+    N = math.prod(batch)
+    M_user = M
+    if small:
+        a, b, M = (xp.astype(x, xp.float32) for x in (a, b, M))
+    cxp, a, b, M, out = _compute_namespace(xp, a, b, M, in_dtype)
+    a = cxp.reshape(cxp.broadcast_to(a, batch + (n,)), (N, n))
+    b = cxp.reshape(cxp.broadcast_to(b, batch + (m,)), (N, m))
+    scale = cxp.sum(a, axis=-1)
+    a = a / scale[:, None]
+    b = b / cxp.sum(b, axis=-1)[:, None]
+    if init is not None:
+        init = _check_init(cxp, init, batch, n, m, scale, reg, a.dtype, xp)
+    return _Problem(
+        xp=cxp, a=a, b=b, scale=scale, kernel=DenseKernel(M, xp=cxp, lazy=lazy), reg=reg,
+        batch=batch, n_iter=n_iter if n_iter is not None else _DEFAULT_MAX_ITER, tol=tol,
+        conv_tol=tol if tol is not None else _DEFAULT_TOL[dname], method=method, stages=stages,
+        init=init, lazy=lazy, warn=warn, out=out, M=M_user,
+    )
+
+
+def _compute_namespace(xp, a, b, M, in_dtype):
+    """Where the loop runs: numpy for numpy and torch CPU tensors (zero-copy), else ``xp``.
+
+    Returns ``(cxp, a, b, M, out)``; ``out`` converts a computed array back to
+    the caller's namespace and dtype.
     """
-    N, n = a.shape
-    m = b.shape[1]
-    dt = a.dtype
-    # accept-only input checks (those of check_histograms): finite non-negative
-    # masses and costs, positive totals, equal totals within mass_rtol less a
-    # margin for the summation order; anything else: status 3
-    m0 = M[0, 0]
-    m1 = M[0, 0]
-    for i in range(n):
-        for j in range(m):
-            x = M[i, j]
-            if not (x >= 0 and x < np.inf):  # also False for NaN
-                return 3, 0.0
-            m0 = min(m0, x)
-            m1 = max(m1, x)
-    big = np.finfo(dt).max / 2
-    for p in range(N):
-        sa = 0.0
-        for i in range(n):
-            x = a[p, i]
-            if not x >= 0:
-                return 3, 0.0
-            sa += x
-        sb = 0.0
-        for j in range(m):
-            x = b[p, j]
-            if not x >= 0:
-                return 3, 0.0
-            sb += x
-        if not (0 < sa < big and 0 < sb < big and abs(sa - sb) <= mass_tol * max(sa, sb)):
-            return 3, 0.0
-    if (m1 - m0) / reg > max_ratio:
-        return 1, 0.0
-    K = np.empty((n, m), dtype=dt)
-    KM = np.empty((n, m), dtype=dt)
-    for i in range(n):
-        for j in range(m):
-            K[i, j] = np.exp((M[i, j] - m0) / -reg)
-            KM[i, j] = K[i, j] * M[i, j]
-    cost = out[0:N]
-    reg_cost = out[N : 2 * N]
-    err = out[2 * N : 3 * N]
-    o = 3 * N
-    f = out[o : o + N * n].reshape((N, n))
-    o += N * n
-    g = out[o : o + N * m].reshape((N, m))
-    o += N * m
-    grad = out[o : o + N * n].reshape((N, n))
-    o += N * n
-    apos = out[o : o + N * n].reshape((N, n))
-    o += N * n
-    bpos = out[o : o + N * m].reshape((N, m))
-    B = min(N, _FUSED_BLOCK)
-    aT = np.empty((n, B), dtype=dt)
-    bT = np.empty((m, B), dtype=dt)
-    u = np.empty((n, B), dtype=dt)
-    uK = np.empty((m, B), dtype=dt)
-    v = np.empty((m, B), dtype=dt)
-    Kv = np.empty((n, B), dtype=dt)
-    one_n = 1.0 / n
-    status = 0
-    max_err = 0.0
-    for p0 in range(0, N, B):
-        nb = min(B, N - p0)
-        for i in range(n):
-            for q in range(nb):
-                aT[i, q] = a[p0 + q, i]
-                u[i, q] = one_n
-        for j in range(m):
-            for q in range(nb):
-                bT[j, q] = b[p0 + q, j]
-        for it in range(n_iter + 1):
-            # v = b / (u K)
-            for j in range(m):
-                for q in range(nb):
-                    uK[j, q] = 0.0
-                for i in range(n):
-                    kij = K[i, j]
-                    for q in range(nb):
-                        uK[j, q] += u[i, q] * kij
-                for q in range(nb):
-                    v[j, q] = bT[j, q] / uK[j, q]
-            # K v, then u = a / (K v)
-            for i in range(n):
-                for q in range(nb):
-                    Kv[i, q] = 0.0
-                for j in range(m):
-                    kij = K[i, j]
-                    for q in range(nb):
-                        Kv[i, q] += kij * v[j, q]
-                if it < n_iter:
-                    for q in range(nb):
-                        u[i, q] = aT[i, q] / Kv[i, q]
-        # post-processing (as in _run_scaling and sinkhorn)
-        for q in range(nb):
-            p = p0 + q
-            e = 0.0
-            mass = 0.0
-            fa = 0.0
-            fs = 0.0
-            for i in range(n):
-                e += abs(u[i, q] * Kv[i, q] - aT[i, q])
-                mass += aT[i, q]
-                if aT[i, q] > 0:
-                    fi = reg * np.log(u[i, q])
-                    apos[p, i] = 1.0
-                else:
-                    fi = -reg * np.log(Kv[i, q])
-                    apos[p, i] = 0.0
-                fi += m0
-                f[p, i] = fi
-                fa += aT[i, q] * fi
-                fs += fi
-            fmean = fs / n
-            for i in range(n):
-                grad[p, i] = f[p, i] - fmean
-            gb = 0.0
-            gs = 0.0
-            mb = 0.0
-            c = 0.0
-            for j in range(m):
-                s = 0.0
-                for i in range(n):
-                    s += u[i, q] * KM[i, j]
-                c += s * v[j, q]
-                if bT[j, q] > 0:
-                    gj = reg * np.log(v[j, q])
-                    bpos[p, j] = 1.0
-                else:
-                    gj = -reg * np.log(uK[j, q])
-                    bpos[p, j] = 0.0
-                g[p, j] = gj
-                gb += bT[j, q] * gj
-                gs += gj
-                mb += bT[j, q]
-            cost[p] = c
-            reg_cost[p] = fa + gb - reg * mb
-            ep = e / mass
-            err[p] = ep
-            max_err = max(max_err, ep)
-            if not (abs(c) < np.inf and abs(fs) < np.inf and abs(gs) < np.inf and abs(fa + gb) < np.inf
-                    and abs(e) < np.inf):
-                status = 2
-    return status, max_err
+    if is_torch_array(a) and a.device.type == "cpu":
+        import array_api_compat.numpy as npx
+        import torch
+
+        def out(x, wide=False):
+            x = torch.from_numpy(np.asarray(x))
+            return x if wide else x.to(in_dtype)
+
+        return npx, *(x.detach().numpy() for x in (a, b, M)), out
+    if is_numpy_namespace(xp):
+        a, b, M = (np.ascontiguousarray(x) for x in (a, b, M))
+
+    def out(x, wide=False):
+        return x if wide or x.dtype == in_dtype else xp.astype(x, in_dtype)
+
+    return xp, a, b, M, out
 
 
-def _fused_kernel():
-    """The numba-compiled :func:`_fused_scaling_py`, or None without numba."""
-    global _fused
-    if _fused is None:
-        if os.environ.get("OTCORE_DISABLE_NUMBA", "") not in ("", "0"):
-            _fused = False
-        else:
-            try:
-                import numba
-            except ImportError:
-                _fused = False
-            else:
-                _fused = numba.njit(cache=True, error_model="numpy", nogil=True)(_fused_scaling_py)
-    return _fused or None
-
-
-def _run_fused(a, b, M, reg, n_iter, max_ratio):
-    """Fixed-iteration scaling through the fused kernel.
-
-    Returns None when the kernel does not apply (numba missing, or the log
-    method is needed), else ``(finite, max_err, cost, reg_cost, err, f, g,
-    grad, a_pos, b_pos)`` (views of one buffer).
-    """
-    kern = _fused_kernel()
-    if kern is None:
+def _check_init(xp, init, batch, n, m, scale, reg, dtype, uxp):
+    """``init=(f, g)`` as normalised-frame potentials (N, n), (N, m) (``None`` entries kept)."""
+    if not (isinstance(init, tuple) and len(init) == 2):
+        raise TypeError("init must be a pair (f, g) of potentials (either may be None), e.g. res.f, res.g")
+    N = math.prod(batch)
+    f, g = init
+    out = []
+    for name, x, k in (("init f", f, n), ("init g", g, m)):
+        if x is None:
+            out.append(None)
+            continue
+        x = xp.asarray(np.asarray(x) if is_torch_array(x) else x, dtype=dtype)
+        try:
+            x = xp.reshape(xp.broadcast_to(x, batch + (k,)), (N, k))
+        except (ValueError, RuntimeError):
+            raise ValueError(f"{name} has shape {tuple(x.shape)}; it must broadcast to {batch + (k,)}") from None
+        out.append(x)
+    if out[0] is None and out[1] is None:
         return None
-    N, n = a.shape
-    m = b.shape[1]
-    dt = a.dtype
-    # accept totals only a margin 4 (n + m + 1) eps inside the tolerance: the
-    # kernel's sequential double sums and check_histograms' sums then agree
-    mass_tol = mass_rtol(np, dt) - 4.0 * (n + m + 1) * float(np.finfo(dt).eps)
-    out = np.empty(N * (3 + 3 * n + 2 * m), dtype=dt)
-    status, max_err = kern(a, b, M, dt.type(reg), n_iter, max_ratio, mass_tol, out)
-    if status in (1, 3):
-        return None
-    o = 3 * N
-    views = [out[:N], out[N : 2 * N], out[2 * N : o]]
-    for k in (n, m, n, n, m):
-        views.append(out[o : o + N * k].reshape(N, k))
-        o += N * k
-    return (status == 0, max_err, *views)
+    if out[0] is not None:
+        out[0] = out[0] - reg * xp.log(scale)[:, None]
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
+# steps: one per method
+# ---------------------------------------------------------------------------
+
+
+class _ScalingSteps:
+    """Scaling (Algorithm 1): ``v = b / (u K)``, ``u = a / (K v)``, ``K = exp(-(C - min C)/reg)``.
+
+    A half-step ``first(u)`` gives ``(u, v, uK, Kv)``; its row marginal is
+    ``u * Kv`` (the column marginal is exact). ``second`` is the u-update.
+    """
+
+    method = "scaling"
+
+    def __init__(self, prob, reg, K=None, cmin=None, a=None, b=None):
+        xp = self.xp = prob.xp
+        self.prob, self.reg = prob, reg
+        if K is None:
+            C = prob.kernel.C
+            cmin = xp.min(C)
+            K = xp.exp(-(C - cmin) / reg)
+            if is_numpy_namespace(xp):
+                K = np.ascontiguousarray(K)
+        self.K, self.KT, self.cmin = K, xp.matrix_transpose(K), cmin
+        self.a = prob.a if a is None else a
+        self.b = prob.b if b is None else b
+
+    def take(self, keep):
+        xp = self.xp
+        return _ScalingSteps(self.prob, self.reg, self.K, self.cmin,
+                             xp.take(self.a, keep, axis=0), xp.take(self.b, keep, axis=0))
+
+    def start(self, init):
+        xp, (N, n) = self.xp, self.a.shape
+        if init is None:
+            return xp.full((N, n), 1.0 / n, dtype=self.a.dtype)
+        f, g = init
+        if f is None:
+            return self.a / _mm(xp, xp.exp(g / self.reg), self.KT)
+        return xp.where(self.a > 0, xp.exp((f - self.cmin) / self.reg), xp.zeros((), dtype=f.dtype))
+
+    def first(self, u):
+        xp = self.xp
+        uK = _mm(xp, u, self.K)
+        v = self.b / uK
+        return u, v, uK, _mm(xp, v, self.KT)
+
+    def second(self, mid):
+        return self.a / mid[3]
+
+    def error(self, mid):
+        u, _, _, Kv = mid
+        return self.xp.sum(self.xp.abs(u * Kv - self.a), axis=-1)
+
+    def potentials(self, mid):
+        """``(f, g, certified)``; zero-mass bins get the c-transforms ``-reg log(K v)``, ``-reg log(u K)``."""
+        xp, reg = self.xp, self.reg
+        u, v, uK, Kv = mid
+        f = xp.where(self.a > 0, reg * xp.log(u), -reg * xp.log(Kv)) + self.cmin
+        g = xp.where(self.b > 0, reg * xp.log(v), -reg * xp.log(uK))
+        # u K v equals exp((f + g - C)/reg) to rounding when no product can be
+        # subnormal: kernel entries >= exp(-ratio), scalings within tiny**(-+1/4)
+        rng = self.prob.kernel.cost_range()
+        tiny = float(xp.finfo(u.dtype).smallest_normal)
+        ok = rng is not None and rng / reg <= -0.5 * math.log(tiny)
+        if ok and u.shape[0]:
+            lo, hi = tiny**0.25, tiny**-0.25
+            us = xp.where(self.a > 0, u, xp.ones((), dtype=u.dtype))
+            vs = xp.where(self.b > 0, v, xp.ones((), dtype=v.dtype))
+            ok = bool(xp.all((us >= lo) & (us <= hi))) and bool(xp.all((vs >= lo) & (vs <= hi)))
+        return f, g, ok
+
+
+class _LogSteps:
+    """Log-domain Sinkhorn over a kernel object (any :class:`otcore._kernels.Kernel`)::
+
+        g = reg log b + softmin_cols(f~)      (column marginals exact)
+        f = reg log a + softmin_rows(g~)
+
+    with ``f~ = f`` on the support of ``a`` and ``-inf`` elsewhere (``reg log``
+    taken as 0 on zero-mass bins: their potentials are the finite
+    c-transforms). The state is ``f~``; the first iteration of a cold start
+    uses ``f = -reg log n`` on every bin (Algorithm 1's ``u = 1/n``). A
+    half-step ``first(f~)`` gives ``(f~, g, f_next)``; the row marginal of
+    ``(f, g)`` is ``a * exp((f - f_next)/reg)``.
+    """
+
+    method = "log"
+
+    def __init__(self, prob, reg, kernel=None, a=None, b=None):
+        xp = self.xp = prob.xp
+        self.prob, self.reg = prob, reg
+        self.kernel = prob.kernel if kernel is None else kernel
+        self.a = prob.a if a is None else a
+        self.b = prob.b if b is None else b
+        one = xp.ones((), dtype=self.a.dtype)
+        self.loga = reg * xp.log(xp.where(self.a > 0, self.a, one))
+        self.logb = reg * xp.log(xp.where(self.b > 0, self.b, one))
+        self.ninf = xp.asarray(-math.inf, dtype=self.a.dtype)
+
+    def take(self, keep):
+        xp = self.xp
+        k = getattr(self.kernel, "take", None)
+        return _LogSteps(self.prob, self.reg, k(keep) if k else self.kernel,
+                         xp.take(self.a, keep, axis=0), xp.take(self.b, keep, axis=0))
+
+    def start(self, init):
+        xp, (N, n) = self.xp, self.a.shape
+        if init is None:
+            return xp.full((N, n), -self.reg * math.log(n), dtype=self.a.dtype)
+        f, g = init
+        if f is None:
+            f = self.loga + self.kernel.softmin_rows(xp.where(self.b > 0, g, self.ninf), self.reg)
+        return xp.where(self.a > 0, f, self.ninf)
+
+    def first(self, fm):
+        xp, reg, ker = self.xp, self.reg, self.kernel
+        g = self.logb + ker.softmin_cols(fm, reg)
+        fnext = self.loga + ker.softmin_rows(xp.where(self.b > 0, g, self.ninf), reg)
+        return fm, g, fnext
+
+    def second(self, mid):
+        return self.xp.where(self.a > 0, mid[2], self.ninf)
+
+    def error(self, mid):
+        xp = self.xp
+        d = xp.where(self.a > 0, (mid[0] - mid[2]) / self.reg, xp.zeros((), dtype=self.a.dtype))
+        return xp.sum(self.a * xp.abs(xp.expm1(d)), axis=-1)
+
+    def potentials(self, mid):
+        fm, g, fnext = mid
+        return self.xp.where(self.a > 0, fm, fnext), g, True
 
 
 def _mm(xp, X, K):
-    """``X @ K`` for X (N, n); one pair as a 1-D product (BLAS gemv, much faster)."""
+    """``X @ K`` for X (N, k); one pair as a 1-D product (BLAS gemv, much faster)."""
     if X.shape[0] == 1:
         return xp.matmul(X[0, :], K)[None, :]
     return xp.matmul(X, K)
 
 
-def _mmT(xp, X, K):
-    """``X @ K.T`` for X (N, m)."""
-    if X.shape[0] == 1:
-        return xp.matmul(K, X[0, :])[None, :]
-    return xp.matmul(X, xp.matrix_transpose(K))
+# ---------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------
 
 
-def _scaling_xp(xp, a, b, K, n_iter, tol, dev):
-    """Scaling (Algorithm 1) through ``xp`` (torch, cupy, JAX, array-api-strict)."""
-    N, n = a.shape
-    u = xp.full((N, n), 1.0 / n, dtype=a.dtype, device=dev)
-    mass = xp.sum(a, axis=-1)
-    unrolled = n_iter
-    if tol is None and is_jax_array(a) and is_lazy(a):
-        # inside jax.jit: one traced loop body (lax.fori_loop) instead of an
-        # unrolled loop of 4 * n_iter operations: faster to compile and to run
+def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY):
+    """Iterate ``steps`` from ``state``: ``n_iter`` times, or until every pair reaches ``tol``.
+
+    Returns ``(f, g, err, n_done, certified)`` over all pairs in their
+    order. With a ``tol``, the marginal error is measured every ``every``
+    iterations; converged pairs (and pairs whose error is no longer finite:
+    under/overflow of the scaling method) leave the active set and keep the
+    potentials of that half-step. Inside ``jax.jit`` the fixed-iteration
+    loop is one ``lax.fori_loop`` (its trace does not grow with ``n_iter``).
+    """
+    xp = steps.xp
+    if tol is None and is_jax_array(state) and is_lazy(state):
         from jax import lax
 
-        u = lax.fori_loop(0, n_iter, lambda _, u: a / _mmT(xp, b / _mm(xp, u, K), K), u)
-        unrolled = 0
-    for it in range(1, unrolled + 1):
-        uK = _mm(xp, u, K)
-        v = b / uK
-        Kv = _mmT(xp, v, K)
-        if tol is not None and it % _CHECK_EVERY == 0:
-            err = xp.sum(xp.abs(u * Kv - a), axis=-1) / mass
-            if bool(xp.all(err <= tol)) or not bool(xp.all(xp.isfinite(err))):
-                return u, v, uK, Kv, it, err
-        u = a / Kv
-    uK = _mm(xp, u, K)
-    v = b / uK
-    Kv = _mmT(xp, v, K)
-    err = xp.sum(xp.abs(u * Kv - a), axis=-1) / mass
-    return u, v, uK, Kv, n_iter, err
-
-
-def _run_scaling(xp, a, b, M, reg, n_iter, tol, dev, lazy=False):
-    """Scaling method; returns the potentials and the quantities for the result."""
-    m0 = None if lazy else xp.min(M)
-    Ms = M - m0 if m0 is not None else M
-    K = xp.exp(-Ms / reg)
-    if is_numpy_namespace(xp):
-        K = np.ascontiguousarray(K)
-        u, v, uK, Kv, it, err = _scaling_numpy(a, b, K, n_iter, tol)
-    else:
-        u, v, uK, Kv, it, err = _scaling_xp(xp, a, b, K, n_iter, tol, dev)
-    # f = reg log u; zero-mass bins get the c-transform -reg log(K v) (finite)
-    f = reg * xp.log(u)
-    g = reg * xp.log(v)
-    if lazy or not bool(xp.all(u > 0)):
-        f = xp.where(a > 0, f, -reg * xp.log(Kv))
-    if lazy or not bool(xp.all(v > 0)):
-        g = xp.where(b > 0, g, -reg * xp.log(uK))
-    if m0 is not None:
-        f = f + m0
-    cost = xp.sum(_mm(xp, u, K * M) * v, axis=-1)
-    return f, g, cost, it, err
-
-
-def _flush(xp, K):
-    """Zero the kernel entries below ``smallest_normal ** 0.8`` (1e-246 in float64).
-
-    Their products with the scalings would be subnormal numbers, on which BLAS
-    runs many times slower; their share of any row/column sum near the plan is
-    below 1e-240 relative.
-    """
-    cut = float(xp.finfo(K.dtype).smallest_normal) ** 0.8
-    return xp.where(K >= cut, K, xp.zeros((), dtype=K.dtype, device=_device(K)))
-
-
-class _SharedKernel:
-    """One kernel ``exp((alpha_i + beta_j - M_ij) / reg)`` shared by the batch.
-
-    ``alpha``, ``beta`` are the batch means of the potentials (for one pair:
-    the potentials themselves, i.e. Schmitzer's absorption); ``g=None`` picks
-    ``beta_j = min_i (M_ij - alpha_i)`` so that every column has maximum 1.
-    After an update the kernel entries are <= 1 (no overflow).
-    """
-
-    def __init__(self, xp, f, g, M, reg):
-        alpha = xp.mean(f, axis=0)
-        Ma = M - alpha[:, None]
-        beta = xp.min(Ma, axis=0) if g is None else xp.mean(g, axis=0)
-        self.xp, self.alpha, self.beta = xp, alpha, beta
-        self.K = _flush(xp, xp.exp((beta[None, :] - Ma) / reg))
-
-    def rows(self, U, W=None):  # U @ K  (N, m)
-        return _mm(self.xp, U, self.K if W is None else W)
-
-    def cols(self, V):  # V @ K.T  (N, n)
-        return _mmT(self.xp, V, self.K)
-
-
-class _PairKernels:
-    """One absorbed kernel per pair, ``exp((f_pi + g_pj - M_ij) / reg)``, (c, n, m).
-
-    Used for chunks of heterogeneous batches at small ``reg``, where no
-    single shared kernel can represent every pair's plan in floating point.
-    """
-
-    def __init__(self, xp, f, g, M, reg):
-        if g is None:
-            g = xp.min(M - f[:, :, None], axis=1)
-        self.xp, self.alpha, self.beta = xp, f, g
-        self.K = _flush(xp, xp.exp((f[:, :, None] + g[:, None, :] - M) / reg))
-
-    def rows(self, U, W=None):
-        W = self.K if W is None else W
-        return self.xp.matmul(U[:, None, :], W)[:, 0, :]
-
-    def cols(self, V):
-        return self.xp.matmul(self.K, V[:, :, None])[:, :, 0]
-
-
-def _run_log(
-    xp, a, b, M, reg, n_iter, tol, dev, f0=None, lazy=False, kernel=_SharedKernel, absorb_every=1
-):
-    """Log-stable Sinkhorn: max-shifted log-sum-exp written as matrix products.
-
-    Per half-step, for every pair p, with an absorbed kernel
-    ``Kt = exp((alpha + beta - M) / reg)``::
-
-        x = (f - alpha) / reg;  s = max_i x          (per pair)
-        g = beta + reg * (log b - s - log(exp(x - s) @ Kt))
-
-    and symmetrically for f. The per-pair shift ``s`` makes overflow
-    impossible; the kernel is rebuilt (absorption) only when ``|x|`` grows
-    past ``_ABSORB_TAU`` so that products do not underflow. The iterates are
-    those of the scaling method (same algorithm, other number format).
-
-    Returns ``f, g, cost, it, err, hetero``; ``hetero`` (shared kernel only)
-    means the batch's potentials became too different for one shared kernel:
-    the caller continues from ``f`` with :class:`_PairKernels`.
-    """
-    N, n = a.shape
-    dtype = a.dtype
-    dname = _dtype_name(xp, dtype)
-    tiny = float(xp.finfo(dtype).smallest_normal)
-    tau = _ABSORB_TAU[dname]
-    hetero_tau = _HETERO_TAU[dname]
-    one = xp.ones((), dtype=dtype, device=dev)
-    a_pos = a > 0
-    b_pos = b > 0
-    amask = xp.astype(a_pos, dtype)
-    bmask = xp.astype(b_pos, dtype)
-    loga = xp.log(xp.where(a_pos, a, one))
-    logb = xp.log(xp.where(b_pos, b, one))
-    mass = xp.sum(a, axis=-1)
-    if f0 is None:
-        f = xp.full((N, n), -reg * math.log(n), dtype=dtype, device=dev)
-    else:
-        f = f0
-    ker = kernel(xp, f, None, M, reg)
-    watch_hetero = kernel is _SharedKernel and N > 1 and not lazy
-    err = None
-    stopped = False
+        state = lax.fori_loop(0, n_iter, lambda _, s: steps.second(steps.first(s)), state)
+        n_iter = 0
+    idx = np.arange(state.shape[0])
+    done = []  # (indices, f, g, err, certified)
     it = 0
-
-    def too_hetero(f, ker):
-        xs = (f - ker.alpha) / reg
-        spread = xp.max(xp.max(xs, axis=-1) - xp.min(xs, axis=-1))
-        return not bool(spread <= hetero_tau)
-
-    if watch_hetero and f0 is not None and too_hetero(f, ker):
-        return f, None, None, 0, None, True
-
-    def g_update(f, ker, first=False):
-        x = (f - ker.alpha) / reg
-        s = xp.max(x, axis=-1, keepdims=True)
-        U = xp.exp(x - s)
-        if not first:  # Algorithm 1 starts from u = ones/n on every bin
-            U = U * amask
-        S = xp.maximum(ker.rows(U), tiny)
-        return ker.beta + reg * (logb - s - xp.log(S)), x
-
-    def f_update(g, ker):
-        y = (g - ker.beta) / reg
-        t = xp.max(y, axis=-1, keepdims=True)
-        V = xp.exp(y - t) * bmask
-        R = xp.maximum(ker.cols(V), tiny)
-        return ker.alpha + reg * (loga - t - xp.log(R)), y
-
-    def row_error(f, fnew):
-        # the row marginal of (f, g) is a * exp((f - fnew) / reg) on the support
-        ap = xp.exp(xp.minimum(loga + (f - fnew) / reg, 80.0)) * amask
-        return xp.sum(xp.abs(ap - a), axis=-1) / mass
-
     for it in range(1, n_iter + 1):
-        g, x = g_update(f, ker, first=(it == 1 and f0 is None))
-        fnew, y = f_update(g, ker)
-        if tol is not None and it % _CHECK_EVERY == 0:
-            err = row_error(f, fnew)
-            if bool(xp.all(err <= tol)):
-                stopped = True
-                break
-        f = fnew
-        if lazy:
-            if it % _LAZY_ABSORB_EVERY == 0:
-                ker = kernel(xp, f, g, M, reg)
-        elif it % absorb_every == 0:
-            big = xp.maximum(xp.max(xp.abs(x)), xp.max(xp.abs(y)))
-            if not bool(big <= tau):  # also absorbs on NaN (never expected)
-                ker = kernel(xp, f, g, M, reg)
-                if watch_hetero and it < n_iter and too_hetero(f, ker):
-                    return f, None, None, it, None, True
-    if not stopped:
-        g, x = g_update(f, ker)
-        fnew, y = f_update(g, ker)
-        err = row_error(f, fnew)
-        it = n_iter
-    # zero-mass bins: the c-transform of the final g (as in the scaling method)
-    f = xp.where(a_pos, f, fnew)
-    # cost <P, M> through the current kernel: |x|, |y| <= tau keeps the shifted
-    # products far from underflow, so no re-absorption (an n*m exp) is needed
-    x = (f - ker.alpha) / reg
-    y = (g - ker.beta) / reg
-    s = xp.max(x, axis=-1, keepdims=True)
-    t = xp.max(y, axis=-1, keepdims=True)
-    U = xp.exp(x - s) * amask
-    V = xp.exp(y - t) * bmask
-    q = xp.sum(ker.rows(U, ker.K * M) * V, axis=-1)
-    cost = q * xp.exp(s[:, 0] + t[:, 0])
-    return f, g, cost, it, err, False
+        mid = steps.first(state)
+        if tol is not None and it % every == 0:
+            err = steps.error(mid)
+            leave = ~to_host((err > tol) & xp.isfinite(err))
+            if leave.any():
+                done.append((idx[leave], *_pick(xp, steps, mid, err, leave)))
+                if leave.all():
+                    return _gather(xp, done, it)
+                keep = np.nonzero(~leave)[0]
+                idx = idx[keep]
+                kx = xp.asarray(keep)
+                steps = steps.take(kx)
+                mid = tuple(xp.take(x, kx, axis=0) for x in mid)
+        state = steps.second(mid)
+    mid = steps.first(state)
+    err = steps.error(mid)
+    done.append((idx, *_pick(xp, steps, mid, err, None)))
+    return _gather(xp, done, max(it, n_iter))
 
 
-def _run_log_batched(xp, a, b, M, reg, n_iter, tol, dev, f0=None, lazy=False, absorb_every=1):
-    """Shared-kernel log method; heterogeneous batches continue with per-pair kernels.
+def _pick(xp, steps, mid, err, rows):
+    if rows is not None:
+        kx = xp.asarray(np.nonzero(rows)[0])
+        mid = tuple(xp.take(x, kx, axis=0) for x in mid)
+        err = xp.take(err, kx, axis=0)
+        steps = steps.take(kx)
+    f, g, ok = steps.potentials(mid)
+    return f, g, err, ok
 
-    Per-pair kernels are processed in chunks of at most ``_CHUNK`` elements
-    (never an ``N * n * m`` array); the loop over chunks is a loop over
-    blocks of pairs, each block one batched matrix product per half-step.
+
+def _gather(xp, done, it):
+    if len(done) == 1:
+        _, f, g, err, ok = done[0]
+        return f, g, err, it, ok
+    order = np.argsort(np.concatenate([d[0] for d in done]))
+    ox = xp.asarray(order)
+    cat = [xp.take(xp.concat([d[k] for d in done], axis=0), ox, axis=0) for k in (1, 2, 3)]
+    return (*cat, it, all(d[4] for d in done))
+
+
+# ---------------------------------------------------------------------------
+# solve: method choice, eps-scaling, fallback
+# ---------------------------------------------------------------------------
+
+
+def _choose_method(method, cost_range, reg, dtype_name="float64") -> str:
+    """``"auto"`` -> ``"scaling"`` while ``cost_range / reg <= _SCALING_RATIO``, else ``"log"``.
+
+    ``cost_range`` None (unreadable, inside ``jax.jit``): ``"log"``.
     """
-    f, g, cost, it, err, hetero = _run_log(
-        xp, a, b, M, reg, n_iter, tol, dev, f0, lazy, absorb_every=absorb_every
+    if method != "auto":
+        return method
+    if cost_range is None:
+        return "log"
+    return "scaling" if cost_range / reg <= _SCALING_RATIO.get(dtype_name, 0.0) else "log"
+
+
+def _eps_schedule(prob, method, ratio) -> list[float]:
+    """Regularisations of the eps-scaling stages before ``reg`` (empty: none)."""
+    st, reg = prob.stages, prob.reg
+    if st == 0 or prob.tol is None or ratio is None or st == -2 and (
+        method != "log" or ratio <= _EPS_SCALING_RATIO
+    ):
+        return []
+    top = max(reg, ratio * reg / _EPS_START)
+    k = st if st > 0 else max(0, math.ceil(math.log(top / reg) / math.log(_EPS_FACTOR)))
+    return [reg * (top / reg) ** (1.0 - s / k) for s in range(k)] if k else []
+
+
+def _solve(prob):
+    """Run the chosen method; returns ``(f, g, err or None, n_iter, method)``."""
+    xp = prob.xp
+    rng = prob.kernel.cost_range()
+    ratio = None if rng is None else rng / prob.reg
+    method = _choose_method(prob.method, rng, prob.reg, _dname(xp, prob.a.dtype))
+    stages = _eps_schedule(prob, method, ratio)
+    if stages:
+        method = "log"
+    if method == "scaling":
+        steps = _ScalingSteps(prob, prob.reg)
+        f, g, err, it, ok = _drive(steps, steps.start(prob.init), prob.n_iter, prob.tol)
+        if prob.lazy or _finite(xp, f, g):
+            return f, g, (err if ok else None), it, method
+        if prob.method == "scaling" and prob.warn:
+            warnings.warn(
+                f"method='scaling' under/overflowed at reg={prob.reg:g} ((max(M)-min(M))/reg = "
+                f"{ratio:.3g}); switched to method='log'", RuntimeWarning, stacklevel=3,
+            )
+        method = "log"
+    init, total = prob.init, 0
+    for r in stages:
+        steps = _LogSteps(prob, r)
+        f, g, _, it, _ = _drive(steps, steps.start(init), prob.n_iter, max(prob.tol, _STAGE_TOL))
+        init, total = (f, g), total + it
+    steps = _LogSteps(prob, prob.reg)
+    f, g, err, it, _ = _drive(steps, steps.start(init), prob.n_iter, prob.tol)
+    return f, g, err, it + total, "log"
+
+
+def _finite(xp, *arrays) -> bool:
+    return all(bool(xp.all(xp.isfinite(x))) for x in arrays)
+
+
+# ---------------------------------------------------------------------------
+# finalize: the only place computing the result's quantities
+# ---------------------------------------------------------------------------
+
+
+def _finalize(prob, f, g, err, n_iter, method) -> SinkhornResult:
+    """Potentials of the normalised problem -> :class:`SinkhornResult` of the caller's problem.
+
+    ``err`` None: the driver could not certify that its marginal error is
+    the one of ``exp((f + g - C)/reg)`` (scaling with a kernel close to
+    underflow); it is then measured through the kernel (log domain).
+    """
+    xp, reg, ker = prob.xp, prob.reg, prob.kernel
+    a_pos, b_pos = prob.a_pos, prob.b_pos
+    ninf = xp.asarray(-math.inf, dtype=f.dtype)
+    fm, gm = xp.where(a_pos, f, ninf), xp.where(b_pos, g, ninf)
+    if err is None:
+        one, zero = xp.ones((), dtype=f.dtype), xp.zeros((), dtype=f.dtype)
+        d = (f - ker.softmin_rows(gm, reg)) / reg - xp.log(xp.where(a_pos, prob.a, one))
+        err = xp.sum(prob.a * xp.abs(xp.expm1(xp.where(a_pos, d, zero))), axis=-1)
+    scale = prob.scale
+    cost = ker.transport_cost(fm, gm, reg) * scale
+    f = f + reg * xp.log(scale)[:, None]
+    reg_cost = scale * (xp.sum(prob.a * f, axis=-1) + xp.sum(prob.b * g, axis=-1) - reg)
+    grad = f - xp.mean(f, axis=-1, keepdims=True)
+    if prob.lazy:
+        converged = xp.all(err <= prob.conv_tol)
+    else:
+        converged = bool(xp.all(err <= prob.conv_tol))
+        if prob.tol is not None and not converged and prob.warn:
+            bad = int(xp.sum(xp.astype(~(err <= prob.tol), xp.int64)))
+            warnings.warn(
+                f"Sinkhorn did not converge: {bad} of {err.shape[0]} pairs have a marginal error "
+                f"> tol={prob.tol:g} (worst {float(xp.max(err)):.3g}) after {n_iter} iterations "
+                f"(reg={reg:g}, method={method!r}). Increase n_iter (cap {prob.n_iter}), increase "
+                "reg, loosen tol, or use eps_scaling=True for a small reg.",
+                ConvergenceWarning, stacklevel=3,
+            )
+    n, m = f.shape[-1], g.shape[-1]
+
+    def out(x, tail=(), wide=False):
+        return prob.out(xp.reshape(x, prob.batch + tail), wide)
+
+    res_f, res_g = out(f, (n,)), out(g, (m,))
+    fg = None if res_f.dtype == f.dtype else (out(f, (n,), True), out(g, (m,), True))
+
+    return SinkhornResult(
+        cost=out(cost), reg_cost=out(reg_cost), f=res_f, g=res_g, grad=out(grad, (n,)),
+        n_iter=int(n_iter), converged=converged, marginal_error=out(err), method=method, reg=reg,
+        _M=prob.M, _a_pos=out(xp.astype(a_pos, f.dtype), (n,)), _b_pos=out(xp.astype(b_pos, f.dtype), (m,)),
+        _fg=fg,
     )
-    if not hetero:
-        return f, g, cost, it, err
-    done = it
-    N, n = a.shape
-    m = b.shape[1]
-    c = max(1, _CHUNK // (n * m))
-    parts = []
-    for start in range(0, N, c):
-        sl = slice(start, min(N, start + c))
-        parts.append(
-            _run_log(xp, a[sl, :], b[sl, :], M, reg, n_iter - done, tol, dev, f[sl, :],
-                     kernel=_PairKernels, absorb_every=absorb_every)
-        )
-    f = xp.concat([p[0] for p in parts], axis=0)
-    g = xp.concat([p[1] for p in parts], axis=0)
-    cost = xp.concat([p[2] for p in parts], axis=0)
-    err = xp.concat([p[4] for p in parts], axis=0)
-    it = done + max(p[3] for p in parts)
-    return f, g, cost, it, err
 
 
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
-
-
-def _check_eps_scaling(value):
-    if value is False or value is None:
-        return 0
-    if value is True:
-        return -1  # automatic number of stages
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"eps_scaling must be False, True or a number of stages (int >= 1), got {value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"eps_scaling must be >= 1 stages (or True/False), got {value}")
-    return int(value)
 
 
 def sinkhorn(
@@ -705,9 +646,10 @@ def sinkhorn(
     reg,
     *,
     n_iter: int | None = None,
-    tol: float | None = 1e-9,
+    tol: float | str | None = "auto",
     method: str = "auto",
-    eps_scaling: bool | int = False,
+    eps_scaling: bool | int | str = "auto",
+    init: tuple | None = None,
     warn: bool = True,
     **kwargs,
 ) -> SinkhornResult:
@@ -721,16 +663,20 @@ def sinkhorn(
             \langle P, M\rangle + \varepsilon \sum_{ij} P_{ij}(\log P_{ij} - 1)
 
     by Sinkhorn's scaling :math:`P = \mathrm{diag}(u) K \mathrm{diag}(v)`,
-    :math:`K = e^{-M/\varepsilon}` (Cuturi 2013). ``reg`` is
-    :math:`\varepsilon`, as in POT; the seeds' :math:`\lambda` is ``1/reg``.
+    :math:`K = e^{-M/\varepsilon}` (Cuturi 2013), or its log-domain form
+    :math:`P_{ij} = e^{(f_i + g_j - M_{ij})/\varepsilon}`. ``reg`` is
+    :math:`\varepsilon`, as in POT (Cuturi's :math:`\lambda` is ``1/reg``).
 
     Parameters
     ----------
     a : array (..., n)
-        Source histograms (last axis = bins, leading axes = batch).
+        Source histograms (last axis = bins, leading axes = batch). ``None``
+        or ``[]``: uniform, as in POT.
     b : array (..., m)
-        Target histograms, same total mass as ``a``; batch shapes broadcast
-        (e.g. one ``a`` (n,) against N ``b`` (N, m)).
+        Target histograms, same total mass as ``a`` (within
+        :func:`otcore._validate.mass_rtol`; ``b`` is rescaled to the mass of
+        ``a``); batch shapes broadcast (e.g. one ``a`` (n,) against N ``b``
+        (N, m)).
     M : array (n, m)
         Ground cost, shared by the batch, finite and non-negative.
     reg : float > 0
@@ -738,28 +684,33 @@ def sinkhorn(
         Python number (static under ``jax.jit``).
     n_iter : int >= 1, optional
         With ``tol=None``: exactly this many iterations (fixed-iteration
-        mode, for training loops and ``jax.jit``): exactly Algorithm 1 of
-        the seed (``u = ones/n``; ``n_iter`` times ``u = a / ((b / (u K))
-        K^T)``; then ``v = b / (u K)``). With a ``tol``: the iteration cap
-        (default 10000; per stage with ``eps_scaling``).
-    tol : float >= 0 or None
-        Stop when the relative L1 marginal error
-        ``sum|P 1 - a| / sum(a)`` of every pair is ``<= tol`` (read every 10
-        iterations: each read is a device sync on a GPU). ``None``:
-        fixed-iteration mode (needs ``n_iter``).
+        mode, for training loops and ``jax.jit``): Algorithm 1 of Dhariwal &
+        Inala (``u = ones/n``; ``n_iter`` times ``u = a / ((b / (u K))
+        K^T)``; then ``v = b / (u K)``), in either method. With a ``tol``:
+        the iteration cap (default 10000; per stage with eps-scaling).
+    tol : float >= 0, None or "auto"
+        Stop a pair when the relative L1 marginal error of its plan,
+        ``sum|P 1 - a| / sum(a)``, is ``<= tol`` (measured every 10
+        iterations; converged pairs leave the batch). ``"auto"``: ``1e-9``
+        for float64, ``1e-5`` for float32, ``1e-3`` for float16/bfloat16.
+        ``None``: fixed-iteration mode (needs ``n_iter``).
     method : {"auto", "scaling", "log"}
-        ``"scaling"``: the classic u, v updates (fastest; can under/overflow
-        for small ``reg``). ``"log"``: log-stable, never overflows: log-sum-exp
-        with per-pair max shifts written as matrix products against a shared
-        kernel into which the potentials are absorbed when they grow
-        (Schmitzer 2019). ``"auto"``: scaling while
-        ``(max(M) - min(M)) / reg <= 200`` (float64; 25 in float32), else
-        log; and log again if scaling produced a non-finite value.
-    eps_scaling : bool or int
-        ε-scaling for small ``reg``: solve for ``reg`` values decreasing
-        geometrically from ``max(M) - min(M)`` to ``reg`` (``True``: one stage
-        per factor 4; an int: that many stages), warm-starting the
-        potentials. Runs the log method; needs ``tol``.
+        ``"scaling"``: the u, v updates (fastest; can underflow for small
+        ``reg``: then the batch is redone with ``"log"`` and a warning).
+        ``"log"``: log-domain updates, never over/underflow (one matrix
+        product per half-step against an absorbed kernel, Schmitzer 2019,
+        with an exact log-sum-exp for rows it cannot represent).
+        ``"auto"``: scaling while ``(max(M) - min(M)) / reg <= 200``
+        (float64; 25 in float32), else log; log inside ``jax.jit``.
+    eps_scaling : "auto", bool or int
+        Solve first for larger regularisations, from ``(max(M)-min(M))/50``
+        down to ``reg`` by factors of 4, warm-starting each stage (to a
+        marginal error of 1e-3) from the previous one. ``"auto"``: on when
+        the log method runs to a ``tol`` and ``(max(M)-min(M))/reg > 1000``;
+        ``True``: always (with a ``tol``); an int: that many stages.
+    init : (f, g), optional
+        Warm start from potentials, e.g. ``(res.f, res.g)`` of an earlier
+        call (either may be ``None``; ``f`` is used when given, else ``g``).
     warn : bool
         Emit :class:`otcore.ConvergenceWarning` when ``tol`` is not reached.
 
@@ -772,31 +723,29 @@ def sinkhorn(
 
     Notes
     -----
-    **Frogner's gradient.** ``grad = reg * (log u - mean(log u)) = f - mean(f)``
-    is the gradient of :math:`\mathrm{OT}_\varepsilon` with respect to ``a``
-    projected onto zero-sum directions (the function lives on the simplex,
-    so the gradient is defined up to a constant vector). The seeds (Frogner
-    et al. 2015; Dhariwal & Inala, Algorithm 1, ``alpha = log(u) / λ``) use
-    it as the gradient of the Sinkhorn loss.
+    **Frogner's gradient.** ``grad = f - mean(f)`` (``= reg (log u - mean
+    log u)``) is the gradient of :math:`\mathrm{OT}_\varepsilon` with
+    respect to ``a`` projected onto zero-sum directions (Frogner et al.
+    2015; Dhariwal & Inala, Algorithm 1).
 
-    **Zero-mass bins.** Bins with zero mass get zero rows/columns in the
-    plan (as if dropped, as Cuturi does). Their potential is the c-transform
-    ``f_i = -reg log sum_j exp((g_j - M_ij)/reg)``: the limit of
-    ``f_i - reg log a_i`` as ``a_i -> 0`` (the exact derivative of the
-    entropic cost there is ``-inf``); it is the gradient entry of the
-    KL(P | a⊗b)-regularised loss and keeps ``grad`` finite.
+    **Zero-mass bins** get zero rows/columns in the plan (as if dropped, as
+    Cuturi does) and the finite c-transform potential
+    ``f_i = -reg log sum_j exp((g_j - M_ij)/reg)``; nothing is ever NaN.
 
-    **Fused kernel.** With numba installed (the ``fast`` extra), a small
-    numpy problem (``n * m <= 1024``; 256 for one pair) in fixed-iteration
-    scaling mode runs the checks, the iterations and the post-processing in
-    one compiled call (same numbers to rounding; compiled on first use and
-    cached on disk). ``OTCORE_DISABLE_NUMBA=1`` turns it off.
+    **Honest results.** ``marginal_error`` and ``converged`` are those of
+    the plan ``.plan`` returns (measured in the log domain when the scaling
+    iterates cannot represent it); ``cost`` is :math:`\langle P, M\rangle` of
+    that plan. In fixed-iteration mode ``converged`` means the error is
+    within the dtype's default ``tol``, and no warning is emitted.
 
-    **Inside jax.jit** (``n_iter`` given, ``tol=None``): no value is read,
-    the scaling loop is a ``lax.fori_loop`` (the log method's is unrolled
-    and absorbs on a fixed schedule) and
-    ``converged`` is a 0-d boolean array (marginal error <= 1e-6, float64).
-    In fixed-iteration mode no warning is emitted.
+    **dtypes.** float64 and float32 run in their dtype; float16 and
+    bfloat16 run in float32 and the results are returned in the input dtype.
+
+    **Inside jax.jit** (``n_iter`` given, ``tol=None``) the loop is one
+    ``lax.fori_loop`` (compile time independent of ``n_iter``); the log
+    method then uses an exact log-sum-exp (memory ``N * n * m``), and
+    ``converged`` is a 0-d boolean array. torch CPU tensors run on their
+    numpy views (no copy) and the results are torch tensors.
 
     References
     ----------
@@ -826,211 +775,10 @@ def sinkhorn(
     [0.   0.25 0.5 ]
     """
     reject_pot_keywords("sinkhorn", kwargs)
-    if (
-        tol is None
-        and type(n_iter) is int
-        and n_iter >= 1
-        and type(a) is np.ndarray
-        and type(b) is np.ndarray
-        and type(M) is np.ndarray
-        and (method == "auto" or method == "scaling")
-        and eps_scaling is False
-        and (warn is True or warn is False)
-        and type(reg) in (float, int)
-        and 0 < reg < math.inf
-    ):
-        res = _sinkhorn_fused(a, b, M, float(reg), n_iter, method)
-        if res is not None:
-            return res
-    xp, a, b, M = check_histograms(a, b, M)
-    reg = check_scalar("reg", reg, positive=True)
-    n_iter = check_int("n_iter", n_iter, minimum=1, allow_none=True)
-    tol = check_scalar("tol", tol, nonneg=True, allow_none=True)
-    method = check_choice("method", method, SINKHORN_METHODS)
-    stages = _check_eps_scaling(eps_scaling)
-    if not isinstance(warn, bool):
-        raise TypeError(f"warn must be True or False, got {warn!r}")
-    if tol is None and n_iter is None:
-        raise ValueError(
-            "n_iter must be given when tol=None (fixed-iteration mode); "
-            "pass e.g. n_iter=50, or a tol to iterate to a tolerance"
-        )
-    lazy = _lazy(a, b, M)
-    if lazy and tol is not None:
-        raise ValueError(
-            "inside jax.jit (or on lazy arrays) Sinkhorn cannot stop on a tolerance; "
-            "pass tol=None and a fixed n_iter"
-        )
-    if stages and tol is None:
-        raise ValueError("eps_scaling needs a tol (it is a run-to-tolerance scheme); pass tol=1e-9")
-    max_iter = n_iter if n_iter is not None else _DEFAULT_MAX_ITER
-    dev = _device(a)
-    dname = _dtype_name(xp, a.dtype)
-
-    # --- batch: broadcast and flatten to (N, n), (N, m) -----------------------
-    n, m = a.shape[-1], b.shape[-1]
-    batch = batch_shape("a", a.shape[:-1], "b", b.shape[:-1])
-    N = math.prod(batch)
-    a2 = xp.reshape(xp.broadcast_to(a, batch + (n,)), (N, n))
-    b2 = xp.reshape(xp.broadcast_to(b, batch + (m,)), (N, m))
-    if is_numpy_namespace(xp):
-        a2 = np.ascontiguousarray(a2)
-        b2 = np.ascontiguousarray(b2)
-
-    # --- method ---------------------------------------------------------------
-    spread = None  # read only outside jit: inside a trace every result is a tracer
-    if not lazy:
-        spread = float(xp.max(M) - xp.min(M))
-    if stages or (method == "auto" and spread is None):
-        method = "log"
-    elif method == "auto":
-        method = "scaling" if spread / reg <= _AUTO_RATIO[dname] else "log"
-
+    prob = _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        if method == "scaling":
-            f, g, cost, it, err = _run_scaling(xp, a2, b2, M, reg, max_iter, tol, dev, lazy)
-            if not lazy and not _all_finite(xp, f, g, cost, err):
-                # under/overflow of exp(-M/reg): redo in the log domain (same iterates)
-                method = "log"
-                if warn and spread is not None:
-                    warnings.warn(
-                        f"method='scaling' under/overflowed at reg={reg:g} "
-                        f"((max(M)-min(M))/reg = {spread / reg:.3g}); switched to method='log'",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-        if method == "log":
-            # absorption checks read a value (a device sync): every iteration on
-            # the host, and on a GPU too when reg is small relative to the costs
-            host = is_numpy_namespace(xp) or "cpu" in str(dev).lower()
-            small = spread is not None and spread / reg > _SYNC_RATIO
-            every = 1 if (host or small) else _CHECK_EVERY
-            f0 = None
-            total = 0
-            if stages:
-                reg0 = max(spread if spread else reg, reg)
-                k = stages if stages > 0 else max(1, math.ceil(math.log(reg0 / reg) / math.log(4.0)))
-                regs = [reg * (reg0 / reg) ** (1.0 - (s + 1) / (k + 1)) for s in range(k)]
-                stage_tol = max(tol, 1e-6 if dname == "float64" else 1e-4)
-                for r in regs:
-                    if r <= reg:
-                        continue
-                    f0, _, _, it_s, _ = _run_log_batched(
-                        xp, a2, b2, M, r, max_iter, stage_tol, dev, f0=f0, absorb_every=every
-                    )
-                    total += it_s
-            f, g, cost, it, err = _run_log_batched(
-                xp, a2, b2, M, reg, max_iter, tol, dev, f0=f0, lazy=lazy, absorb_every=every
-            )
-            it += total
-
-    # --- assemble ------------------------------------------------------------
-    mass_b = xp.sum(b2, axis=-1)
-    reg_cost = xp.sum(a2 * f, axis=-1) + xp.sum(b2 * g, axis=-1) - reg * mass_b
-    grad = f - xp.mean(f, axis=-1, keepdims=True)
-    ftol = tol if tol is not None else _FIXED_TOL[dname]
-    if lazy:
-        converged = xp.all(err <= ftol)
-    else:
-        converged = bool(xp.all(err <= ftol))
-        if tol is not None and not converged and warn:
-            worst = float(xp.max(err))
-            warnings.warn(
-                f"Sinkhorn did not converge: marginal error {worst:.3g} > tol={tol:g} after "
-                f"{it} iterations (reg={reg:g}, method={method!r}). Increase n_iter (cap "
-                f"{max_iter}), increase reg, loosen tol, or use eps_scaling=True for a small reg.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-
-    def shp(x, tail=()):
-        return xp.reshape(x, batch + tail)
-
-    return SinkhornResult(
-        cost=shp(cost),
-        reg_cost=shp(reg_cost),
-        f=shp(f, (n,)),
-        g=shp(g, (m,)),
-        grad=shp(grad, (n,)),
-        n_iter=int(it),
-        converged=converged,
-        marginal_error=shp(err),
-        method=method,
-        reg=reg,
-        _M=M,
-        _a_pos=shp(xp.astype(a2 > 0, a2.dtype), (n,)),
-        _b_pos=shp(xp.astype(b2 > 0, b2.dtype), (m,)),
-    )
-
-
-def _sinkhorn_fused(a, b, M, reg, n_iter, method):
-    """Fixed-iteration scaling of a small numpy problem in one fused kernel call.
-
-    ``a``, ``b``, ``M`` are numpy arrays, the other arguments valid. Returns
-    None when the kernel does not apply: other dtypes or shapes, broadcast
-    batches, a large problem, no numba, inputs that need the full checks,
-    ``"auto"`` needing the log method, or a non-finite value (the general
-    path then warns and switches to log).
-    """
-    dt = a.dtype
-    one = a.ndim == 1
-    if not (
-        (dt == np.float64 or dt == np.float32)
-        and b.dtype == dt
-        and M.dtype == dt
-        and a.ndim >= 1
-        and a.shape[:-1] == b.shape[:-1]
-        and M.shape == (a.shape[-1], b.shape[-1])
-        and 0 < M.size <= (_FUSED_MAX_NM_ONE if one or a.size == a.shape[-1] else _FUSED_MAX_NM)
-        and a.size > 0
-    ):
-        return None
-    batch = a.shape[:-1]
-    n, m = a.shape[-1], b.shape[-1]
-    N = math.prod(batch)
-    a2 = np.ascontiguousarray(a.reshape(N, n))
-    b2 = np.ascontiguousarray(b.reshape(N, m))
-    M = np.ascontiguousarray(M)
-    dname = dt.name
-    max_ratio = _AUTO_RATIO[dname] if method == "auto" else math.inf
-    out = _run_fused(a2, b2, M, reg, n_iter, max_ratio)
-    if out is None or not out[0]:
-        return None
-    _, max_err, cost, reg_cost, err, f, g, grad, a_pos, b_pos = out
-    if len(batch) != 1:
-        cost, reg_cost, err = (x.reshape(batch) for x in (cost, reg_cost, err))
-        f, g, grad, a_pos, b_pos = (
-            x.reshape(batch + x.shape[-1:]) for x in (f, g, grad, a_pos, b_pos)
-        )
-    return SinkhornResult(
-        cost=cost,
-        reg_cost=reg_cost,
-        f=f,
-        g=g,
-        grad=grad,
-        n_iter=n_iter,
-        converged=bool(max_err <= _FIXED_TOL[dname]),
-        marginal_error=err,
-        method="scaling",
-        reg=reg,
-        _M=M,
-        _a_pos=a_pos,
-        _b_pos=b_pos,
-    )
-
-
-def _lazy(*arrays) -> bool:
-    """True when values cannot be read: lazy inputs, or concrete JAX arrays inside a trace.
-
-    (:func:`otcore._array.is_lazy` answers True for any JAX array while a
-    trace is active: inside ``jax.jit`` even results computed from constants
-    are tracers.)
-    """
-    return any(is_lazy(x) for x in arrays)
-
-
-def _all_finite(xp, *arrays) -> bool:
-    return all(bool(xp.all(xp.isfinite(x))) for x in arrays)
+        f, g, err, it, ran = _solve(prob)
+        return _finalize(prob, f, g, err, it, ran)
 
 
 def sinkhorn2(a, b, M, reg, **kwargs) -> Array:

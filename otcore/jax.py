@@ -130,16 +130,12 @@ def _static_method(M, reg) -> str:
     """
     if isinstance(M, jax.core.Tracer):
         return "auto"
-    from otcore._sinkhorn import _AUTO_RATIO
+    from otcore._sinkhorn import _choose_method
 
     Mh = np.asarray(M)
-    if Mh.size == 0 or not np.all(np.isfinite(Mh)):
+    if Mh.size == 0 or not np.all(np.isfinite(Mh)) or Mh.dtype not in (np.float32, np.float64):
         return "auto"
-    limit = _AUTO_RATIO.get(str(Mh.dtype))
-    if limit is None:
-        return "auto"
-    spread = float(Mh.max() - Mh.min())
-    return "scaling" if spread / reg <= limit else "log"
+    return _choose_method("auto", float(Mh.max() - Mh.min()), reg, Mh.dtype.name)
 
 
 def _sinkhorn_value(res, value):

@@ -1,6 +1,7 @@
 """Tests of otcore.sinkhorn against POT, exact EMD, finite differences and Algorithm 1."""
 
 import dataclasses
+import math
 import warnings
 
 import numpy as np
@@ -27,7 +28,7 @@ def problem(n=8, m=None, *, N=None, seed=0, zeros=0):
 
 
 def alg1(a, b, M, reg, n_iter):
-    """Seed 000, Algorithm 1, verbatim (lambda = 1/reg, one pair, row-vector form)."""
+    """Algorithm 1 of Dhariwal & Inala, verbatim (lambda = 1/reg, one pair, row-vector form)."""
     K = np.exp(-M / reg)
     KM = K * M
     u = np.ones((1, len(a))) / len(a)
@@ -122,7 +123,7 @@ def test_gradient_finite_differences(method):
 
 
 def test_full_numerical_gradient_minus_grad_is_constant():
-    # seed 000: the numerical gradient of the loss minus ``grad`` is c * 1. Off the
+    # Dhariwal & Inala: the numerical gradient of the loss minus ``grad`` is c * 1. Off the
     # simplex the loss is extended by renormalising a (the masses must match).
     a, b, M = problem(6, seed=6)
     reg = 0.2
@@ -175,9 +176,9 @@ def test_one_a_against_many_b_and_nd_batch():
     assert r0.cost.shape == () and r0.marginal_error.shape == ()
 
 
-def test_heterogeneous_batch_small_reg_uses_pair_kernels():
+def test_heterogeneous_batch_small_reg_equals_single_pairs():
     # at reg = 1e-3 the pairs' potentials are too different for one shared kernel;
-    # the log method continues with per-pair kernels and matches per-pair runs
+    # the log method (exact log-sum-exp where the shared kernel cannot represent a pair) matches per-pair runs
     a, b, M = problem(8, N=3, seed=9)
     kw = dict(method="log", tol=1e-9, n_iter=3000)
     with warnings.catch_warnings():
@@ -246,7 +247,7 @@ def test_zero_mass_bins():
         # the zero-bin potential is the c-transform of g
         ct = -0.05 * np.log(np.exp((res.g[ib] - M[np.ix_([1], ib)]) / 0.05).sum())
         np.testing.assert_allclose(res.f[1], ct, rtol=1e-10)
-    # fixed-iteration mode with one-hot targets (the training use of seed 000)
+    # fixed-iteration mode with one-hot targets (the training use in Dhariwal & Inala)
     y = np.zeros(8)
     y[3] = 1.0
     p = random_histograms(np.random.default_rng(0), (8,))
@@ -392,6 +393,7 @@ def test_result_record():
         (dict(method="fast"), "method"),
         (dict(tol=None), "n_iter"),
         (dict(tol=None, n_iter=5, eps_scaling=True), "eps_scaling"),
+        (dict(tol="fast"), "tol"),
         (dict(eps_scaling=0), "eps_scaling"),
     ],
 )
@@ -419,110 +421,208 @@ def test_bad_histograms():
         sinkhorn(np.tile(a, (2, 1)), np.tile(b, (3, 1)), M, 0.1)
 
 
-def test_log_absorb_check_interval_gpu_path():
-    # on a GPU the log method reads the absorption test every 10 iterations only
-    # (one sync per read); same iterates as checking every iteration (the host path)
-    import array_api_compat.numpy as xp
-
-    from otcore._sinkhorn import _run_log_batched
-
-    a, b, M = problem(9, N=4, seed=22)
-    out = [
-        _run_log_batched(xp, a, b, M, 0.01, 400, None, "cpu", absorb_every=k) for k in (1, 10)
-    ]
-    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(out[0][2], out[1][2], rtol=1e-10)
+# --------------------------------------------------------------------------- engine: honesty, NaN, dtypes
 
 
-# --------------------------------------------------------------------------- fused kernel (numba)
-_S = __import__("sys").modules["otcore._sinkhorn"]  # the module (otcore._sinkhorn is the function)
+def log_reference(a, b, M, reg, n_iter=200_000, tol=1e-13):
+    """A plain log-domain Sinkhorn in float64 on the support (zero bins dropped): (cost, plan)."""
+    a, b, M = (np.asarray(x, dtype=np.float64) for x in (a, b, M))
+    ia, ib = a > 0, b > 0
+    a1, b1, C = a[ia] / a.sum(), b[ib] / b.sum(), M[np.ix_(ia, ib)]
+    f = np.zeros(len(a1))
+    for _ in range(n_iter):
+        g = reg * np.log(b1) - reg * _lse((f[:, None] - C) / reg, 0)
+        fn = reg * np.log(a1) - reg * _lse((g[None, :] - C) / reg, 1)
+        done = np.abs(fn - f).max() / reg < tol
+        f = fn
+        if done:
+            break
+    g = reg * np.log(b1) - reg * _lse((f[:, None] - C) / reg, 0)
+    P = np.zeros(M.shape)
+    P[np.ix_(ia, ib)] = np.exp((f[:, None] + g[None, :] - C) / reg) * a.sum()
+    return float((P * M).sum()), P
 
 
-def _without_fused(fn):
-    saved = _S._fused
-    _S._fused = False
-    try:
-        return fn()
-    finally:
-        _S._fused = saved
+def _lse(Z, axis):
+    mx = Z.max(axis=axis, keepdims=True)
+    return (mx + np.log(np.exp(Z - mx).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", [(100, 4, 4), (7, 5, 3), (1, 12, 9), (2, 3, 1, 6), (30, 32, 32)])
-def test_fused_kernel_equals_array_api_path(dtype, shape):
-    """The fused (numba) fixed-iteration kernel is Algorithm 1: same numbers as the xp path."""
-    pytest.importorskip("numba")
-    *batch, n, m = shape
-    rng = np.random.default_rng(sum(shape))
-    a = rng.random((*batch, n)) + 0.05
-    a /= a.sum(-1, keepdims=True)
-    b = rng.random((*batch, m))
-    b[..., 0] = 0.0  # zero-mass bins: c-transform potentials
-    b /= b.sum(-1, keepdims=True)
-    M = rng.random((n, m)) + 0.2
-    a, b, M = a.astype(dtype), b.astype(dtype), M.astype(dtype)
-    if _S._fused_kernel() is None:
-        pytest.skip("fused kernel disabled (OTCORE_DISABLE_NUMBA)")
-    fused = sinkhorn(a, b, M, 0.1, n_iter=50, tol=None)
-    ref = _without_fused(lambda: sinkhorn(a, b, M, 0.1, n_iter=50, tol=None))
-    rtol = 1e-13 if dtype == np.float64 else 2e-5
-    for name in ("cost", "reg_cost", "f", "g", "grad"):
-        x, y = getattr(fused, name), getattr(ref, name)
-        assert x.dtype == y.dtype and x.shape == y.shape, name
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * float(np.abs(y).max()), err_msg=name)
-    np.testing.assert_allclose(fused.marginal_error, ref.marginal_error, atol=1e-12 if dtype == np.float64 else 1e-5)
-    assert (fused.n_iter, fused.converged, fused.method) == (ref.n_iter, ref.converged, ref.method)
-    np.testing.assert_allclose(fused.plan, ref.plan, rtol=rtol, atol=rtol)
+def plan_error(res, a):
+    """Relative L1 row-marginal error of ``res.plan``, measured in float64."""
+    P = np.asarray(res.plan, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    return np.abs(P.sum(-1) - a).sum(-1) / a.sum(-1)
 
 
-def test_fused_kernel_falls_back_and_rejects_like_the_full_path():
-    pytest.importorskip("numba")
-    M = np.array([[0.0, 1.0], [1.0, 0.0]])
-    a = np.array([[0.5, 0.5], [0.2, 0.8]])
-    # auto with a large cost / reg ratio: the log method (no fused scaling)
-    assert sinkhorn(a, a, M, 1e-3, n_iter=20, tol=None).method == "log"
-    # bad values are rejected by the full checks, with their messages
-    for bad, match in [(np.array([[0.5, np.nan], [0.5, 0.5]]), "a contains NaN"),
-                       (np.array([[1.5, -0.5], [0.5, 0.5]]), "negative"),
-                       (np.array([[0.5, 0.6], [0.5, 0.5]]), "same total mass")]:
-        with pytest.raises(ValueError, match=match):
-            sinkhorn(bad, a, M, 0.1, n_iter=5, tol=None)
-    with pytest.raises(ValueError, match="M"):
-        sinkhorn(a, a, -M, 0.1, n_iter=5, tol=None)
-    for bad_M in (np.array([[0.0, np.nan], [1.0, 0.0]]), np.array([[0.0, 1.0], [np.inf, 0.0]])):
-        with pytest.raises(ValueError, match="M"):
-            sinkhorn(a, a, bad_M, 0.1, n_iter=5, tol=None)
-    with pytest.raises(ValueError, match="b"):
-        sinkhorn(a, np.array([[0.5, 0.5], [np.inf, 0.5]]), M, 0.1, n_iter=5, tol=None)
-    with pytest.raises(ValueError, match="reg"):
-        sinkhorn(a, a, M, -0.1, n_iter=5, tol=None)
+def test_both_sides_empty_bins_small_reg_no_nan():
+    M = [[43.0, 19.0], [19.0, 19.0]]
+    for kw in ({}, dict(n_iter=10, tol=None)):
+        for method in ("auto", "log", "scaling"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                r = sinkhorn([1.0, 0.0], [0.0, 1.0], M, 0.01, method=method, **kw)
+            assert float(r.cost) == pytest.approx(19.0, rel=1e-12), (method, kw)
+            for x in (r.f, r.g, r.grad, r.reg_cost, r.plan):
+                assert np.all(np.isfinite(x))
+            assert r.converged
+    # one such pair does not poison a batch: the other pairs equal their single runs
+    a = np.array([[1.0, 0.0], [0.5, 0.5], [0.3, 0.7]])
+    b = np.array([[0.0, 1.0], [0.5, 0.5], [0.6, 0.4]])
+    M2 = np.array([[0.0, 1.0], [1.0, 0.0]]) * 43
+    for kw in ({}, dict(n_iter=30, tol=None)):
+        res = sinkhorn(a, b, M2, 0.01, **kw)
+        assert np.all(np.isfinite(res.cost)) and np.all(np.isfinite(res.grad))
+        for i in range(3):
+            r = sinkhorn(a[i], b[i], M2, 0.01, **kw)
+            np.testing.assert_allclose(res.cost[i], r.cost, rtol=1e-9, atol=1e-12)
 
 
-@settings(max_examples=20, deadline=None)
-@given(
-    N=st.integers(1, 9),
-    n=st.integers(1, 12),
-    m=st.integers(1, 12),
-    reg=st.sampled_from([0.05, 0.3, 2.0]),
-    n_iter=st.integers(1, 60),
-    seed=st.integers(0, 10_000),
-)
-def test_property_fused_equals_array_api_path(N, n, m, reg, n_iter, seed):
-    pytest.importorskip("numba")
-    if _S._fused_kernel() is None:
-        pytest.skip("fused kernel disabled")
-    rng = np.random.default_rng(seed)
-    a = rng.random((N, n)) * (rng.random((N, n)) > 0.2)
-    b = rng.random((N, m)) * (rng.random((N, m)) > 0.2)
-    a[:, 0] += 0.1
-    b[:, -1] += 0.1
-    a /= a.sum(-1, keepdims=True)
-    b /= b.sum(-1, keepdims=True)
-    M = rng.random((n, m))
+def test_scaling_with_underflowing_kernel_is_honest():
+    # exp(-M/reg) underflows for part of M: the u, v iterates then describe
+    # another plan; converged/marginal_error must describe res.plan
+    a, b, M = problem(10, N=3, seed=31, zeros=2)
+    for reg in (M.max() / 600, M.max() / 750, M.max() / 2000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = sinkhorn(a, b, M, reg, method="scaling", n_iter=3000)
+        got = plan_error(res, a)
+        np.testing.assert_allclose(res.marginal_error, got, rtol=1e-6, atol=1e-13)
+        if res.converged:
+            assert np.all(got <= 1e-9 * (1 + 1e-6))
+        np.testing.assert_allclose(res.cost, (res.plan * M).sum((-2, -1)), rtol=1e-10, atol=1e-300)
+
+
+def test_float16_runs_in_float32_and_returns_float16():
+    a, b, M = problem(8, N=4, seed=32, zeros=1)
+    for method in ("scaling", "log"):
+        r16 = sinkhorn(a.astype(np.float16), b.astype(np.float16), M.astype(np.float16), 0.1, method=method)
+        r32 = sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), 0.1,
+                       method=method, tol=1e-3)
+        assert r16.cost.dtype == np.float16 and r16.grad.dtype == np.float16 and r16.plan.dtype == np.float16
+        assert r16.converged
+        np.testing.assert_allclose(r16.cost.astype(np.float32), r32.cost, rtol=2e-3)
+        assert abs(float(r16.plan.astype(np.float64).sum()) - 4.0) < 2e-2
+
+
+def test_default_tol_follows_dtype():
+    a, b, M = problem(30, N=3, seed=33)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None)
-        ref = _without_fused(lambda: sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None))
-    assert got.method == ref.method
-    for name in ("cost", "reg_cost", "f", "g", "grad"):
-        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13, err_msg=name)
+        warnings.simplefilter("error", ConvergenceWarning)
+        r32 = sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), 0.05)
+        r64 = sinkhorn(a, b, M, 0.05)
+    assert r32.converged and r64.converged
+    assert np.all(plan_error(r32, a.astype(np.float32)) <= 1e-5 * 1.01 + 1e-7)
+    assert np.all(plan_error(r64, a) <= 1e-9 * 1.01)
+    # a mass difference the check accepts is within reach of the tolerance
+    b2 = b * (1 + 5e-7)
+    r = sinkhorn(a, b2, M, 0.05)
+    assert r.converged and np.all(r.marginal_error <= 1e-9)
+
+
+def test_active_set_mixed_batch_equals_single_pairs():
+    rng = np.random.default_rng(34)
+    n = 12
+    M = np.abs(np.subtract.outer(np.arange(n), np.arange(n))).astype(float)
+    a = rng.random((6, n)) ** 4
+    b = rng.random((6, n)) ** 4
+    a[0] = b[0] = np.full(n, 1.0 / n)  # converges at once
+    a[1, :6] = 0.0  # hard: disjoint-ish supports
+    b[1, 6:] = 0.0
+    a /= a.sum(-1, keepdims=True)
+    b /= b.sum(-1, keepdims=True)
+    res = sinkhorn(a, b, M, 0.3)
+    assert res.converged and np.all(res.marginal_error <= 1e-9)
+    np.testing.assert_allclose(plan_error(res, a), res.marginal_error, rtol=1e-5, atol=1e-14)
+    for i in range(6):
+        r = sinkhorn(a[i], b[i], M, 0.3)
+        np.testing.assert_allclose(res.cost[i], r.cost, rtol=1e-8)
+
+
+def test_warm_start():
+    a, b, M = problem(20, N=2, seed=35)
+    r = sinkhorn(a, b, M, 0.02)
+    w = sinkhorn(a, b, M, 0.02, init=(r.f, r.g))
+    assert w.converged and w.n_iter <= 10 < r.n_iter
+    np.testing.assert_allclose(w.cost, r.cost, rtol=1e-8)
+    for method in ("scaling", "log"):
+        wg = sinkhorn(a, b, M, 0.02, init=(None, r.g), method=method)
+        assert wg.converged and wg.n_iter <= 10
+    with pytest.raises(TypeError, match="init"):
+        sinkhorn(a, b, M, 0.02, init=r.f)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    m=st.integers(1, 6),
+    log_ratio=st.floats(0.0, 5.0),
+    dtype=st.sampled_from([np.float64, np.float32, np.float16]),
+    fixed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_sparse_histograms_any_ratio(n, m, log_ratio, dtype, fixed, seed):
+    """Zeros on both sides, range/reg from 1 to 1e5, batches mixing easy and hard pairs."""
+    rng = np.random.default_rng(seed)
+    N = 3
+    a = rng.random((N, n)) * (rng.random((N, n)) > 0.4)
+    b = rng.random((N, m)) * (rng.random((N, m)) > 0.4)
+    a[:, rng.integers(n)] += 0.2
+    b[:, rng.integers(m)] += 0.2
+    a[0] = 1.0 / n  # an easy pair next to the sparse ones
+    b[0] = 1.0 / m
+    a /= a.sum(-1, keepdims=True)
+    b /= b.sum(-1, keepdims=True)
+    M = rng.random((n, m)) * 10 ** rng.uniform(-3, 3)
+    rng_M = max(float(M.max() - M.min()), 1e-3)
+    reg = rng_M / 10**log_ratio
+    a_, b_, M_ = (x.astype(dtype) for x in (a, b, M))
+    a_ = a_ / a_.sum(-1, keepdims=True)
+    b_ = b_ / b_.sum(-1, keepdims=True)
+    kw = dict(n_iter=40, tol=None) if fixed else dict(n_iter=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = sinkhorn(a_, b_, M_, reg, **kw)
+    for x in (res.cost, res.reg_cost, res.f, res.g, res.grad, res.marginal_error, res.plan):
+        assert np.all(np.isfinite(np.asarray(x, dtype=np.float64))), res
+        assert x.dtype == dtype
+    tol = {np.float64: 1e-9, np.float32: 1e-5, np.float16: 1e-3}[dtype]
+    got = plan_error(res, np.asarray(a_, dtype=np.float64))
+    # exp((f + g - M) / reg) is exact to the rounding of its argument: |f| / reg
+    # units of eps of the compute dtype (float32 for float16: the plan is built
+    # from the float32 potentials, then rounded)
+    ceps = np.finfo(np.float64 if dtype == np.float64 else np.float32).eps
+    pot = float(np.abs(np.asarray(res.f, dtype=np.float64)).max() + np.abs(np.asarray(res.g, dtype=np.float64)).max())
+    slack = 16 * ceps * (max(n, m) + (pot + float(M.max())) / reg)
+    if dtype == np.float16:
+        slack += 4 * max(n, m) * float(np.finfo(np.float16).eps)  # plan rounded to float16
+    if res.converged:
+        # the plan of the result meets the tolerance (up to rounding)
+        assert np.all(got <= tol + slack), (got, res.marginal_error, slack)
+    if dtype == np.float64:
+        np.testing.assert_allclose(res.marginal_error, got, rtol=1e-4, atol=1e-12 + slack)
+        # <P, M> lies between the exact EMD and EMD + reg log(nm) + the marginal slack
+        for i in range(N):
+            lo = ot.emd2(a[i], b[i], M)
+            hi = lo + reg * math.log(n * m) + float(res.marginal_error[i]) * float(M.max())
+            assert lo - 1e-9 * (1 + lo) - float(res.marginal_error[i]) * M.max() <= res.cost[i] <= hi + 1e-9 * (1 + hi)
+        if res.converged and not fixed and log_ratio <= 2:
+            for i in range(N):
+                ref_cost, _ = log_reference(a[i], b[i], M, reg)
+                assert abs(float(res.cost[i]) - ref_cost) <= 1e-6 * (1 + abs(ref_cost))
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_jit_program_size_does_not_grow_with_n_iter(method):
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    a, b, M = problem(6, N=3, seed=36)
+    args = tuple(jnp.asarray(x.astype(np.float32)) for x in (a, b, M))
+
+    def size(n_iter):
+        fn = lambda a, b, M: sinkhorn(a, b, M, 0.1, n_iter=n_iter, tol=None, method=method).cost
+        text = str(jax.make_jaxpr(fn)(*args))
+        assert "scan[" in text or "while[" in text  # one traced loop
+        return len(text.splitlines())  # equations (the loop length is a literal)
+
+    assert size(10) == size(1000)

@@ -256,3 +256,70 @@ def test_memory_bounded(metric):
     peak = int(out.stdout.split()[-1])
     dense = n * n * 8
     assert peak < dense / 4, f"peak {peak} bytes vs one n x m matrix {dense} bytes"
+
+
+# -- through the Sinkhorn engine -----------------------------------------------
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("memory", [1024, 1 << 26])  # streamed every half-step / built once
+def test_sinkhorn_lazy_equals_dense(metric, memory, rng):
+    from otcore import sinkhorn
+
+    x, y = clouds(rng, 40, 30)
+    a = rng.random(40) + 0.1
+    a /= a.sum()
+    b = rng.random(30) + 0.1
+    b /= b.sum()
+    b[3] = 0.0  # a zero-mass bin
+    b /= b.sum()
+    M = dense_cost(x, y, metric)
+    lazy = sinkhorn(a, b, PointCloud(x, y, metric=metric, memory=memory), 0.02)
+    dense = sinkhorn(a, b, M, 0.02)
+    assert lazy.converged
+    np.testing.assert_allclose(lazy.cost, dense.cost, rtol=1e-9)
+    np.testing.assert_allclose(lazy.reg_cost, dense.reg_cost, rtol=1e-9)
+    np.testing.assert_allclose(lazy.f, dense.f, atol=1e-9)
+    if memory > 1024:
+        np.testing.assert_allclose(lazy.plan, dense.plan, atol=1e-12)
+
+
+def test_sinkhorn_batched_and_torch(rng):
+    torch = pytest.importorskip("torch")
+    from otcore import sinkhorn
+
+    x, y = clouds(rng, 25, 20)
+    A = rng.random((3, 25)) + 0.1
+    A /= A.sum(1, keepdims=True)
+    C = PointCloud(x, y, memory=1024)
+    res = sinkhorn(A, None, C, 0.05)
+    ref = sinkhorn(A, np.full(20, 1 / 20), dense_cost(x, y, "sqeuclidean"), 0.05)
+    np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-9)
+    Ct = PointCloud(torch.tensor(x), torch.tensor(y), memory=1024)
+    rt = sinkhorn(torch.tensor(A), None, Ct, 0.05)
+    assert isinstance(rt.cost, torch.Tensor)
+    np.testing.assert_allclose(rt.cost.numpy(), ref.cost, rtol=1e-9)
+
+
+def test_result_plan_refused_beyond_memory(rng):
+    from otcore import sinkhorn
+
+    x, y = clouds(rng, 60, 50)
+    res = sinkhorn(None, None, PointCloud(x, y, memory=4096), 0.1)
+    with pytest.raises(ValueError, match="needs .* more than its memory budget"):
+        res.plan
+
+
+def test_pairwise_distances_with_pointcloud(rng):
+    from otcore import pairwise_distances
+
+    x, y = clouds(rng, 30, 20)
+    A = rng.random((3, 30))
+    A /= A.sum(1, keepdims=True)
+    B = rng.random((2, 20))
+    B /= B.sum(1, keepdims=True)
+    D = pairwise_distances(A, B, PointCloud(x, y, memory=1024), method="sinkhorn", reg=0.05)
+    ref = pairwise_distances(A, B, dense_cost(x, y, "sqeuclidean"), method="sinkhorn", reg=0.05)
+    np.testing.assert_allclose(D, ref, rtol=1e-9)
+    with pytest.raises(ValueError, match="method='sinkhorn' only"):
+        pairwise_distances(A, B, PointCloud(x, y), method="exact")

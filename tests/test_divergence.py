@@ -144,3 +144,18 @@ def test_symmetric_cloud_gradient(rng):
 def test_bad_cost_argument(rng):
     with pytest.raises(TypeError, match="PointCloud or a tuple"):
         sinkhorn_divergence(weights(rng, 3), weights(rng, 3), np.ones((3, 3)), 0.1)
+
+
+def test_point_flow_example_decreases_the_divergence(tmp_path):
+    """examples/point_flow.py (tiny): the flow lowers the divergence and writes its figure."""
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "point_flow.py")
+    spec = importlib.util.spec_from_file_location("_example_point_flow", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--n", "40", "--steps", "6", "--quiet", "--out", str(tmp_path)])
+    assert os.path.getsize(res["files"][0]) > 0
+    assert res["values"][-1] < 0.2 * res["values"][0]

@@ -68,6 +68,35 @@ class TimeCostMatrix:
     track_ratio_vs_pot.unit = "ratio"
 
 
+class TimeCostMatrixClustered:
+    """Worst family for the GEMM metrics: two tight clusters far from the common centre.
+
+    Half of the pairs are close against their norms, so whole row blocks are
+    recomputed directly (``cdist``) after the GEMM.
+    """
+
+    params = (["sqeuclidean", "euclidean"], [4000])
+    param_names = ["metric", "n"]
+    timeout = 300
+
+    def setup(self, metric, n):
+        rng = np.random.default_rng(0)
+        side = lambda: np.where(rng.random((n, 1)) < 0.5, -100.0, 100.0)  # noqa: E731
+        self.x = side() + 0.01 * rng.random((n, DIM))
+        self.y = side() + 0.01 * rng.random((n, DIM))
+
+    def track_ratio_vs_pot(self, metric, n):
+        if ot is None:
+            raise NotImplementedError("POT not installed")
+        return interleaved_ratio(
+            lambda: cost_matrix(self.x, self.y, metric=metric),
+            lambda: ot.dist(self.x, self.y, metric=metric),
+            repeat=3,
+        )
+
+    track_ratio_vs_pot.unit = "ratio"
+
+
 class TimeCostMatrixSelf:
     """``y=None``: symmetric output with an exact zero diagonal (extra passes)."""
 

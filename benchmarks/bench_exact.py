@@ -1,15 +1,23 @@
-"""asv benchmarks of the exact EMD (otcore._exact) against POT's network simplex.
+"""asv benchmarks of the exact EMD (otcore._exact, the network simplex) against POT's.
 
-Problem: random 2-D points, Euclidean cost, random histograms, float64
-(``benchmarks._problems.euclidean_problem``), the same problem for both sides.
-The ``track_*`` benchmarks return time ratios measured in one process,
-interleaved, min of several repeats, so they are meaningful on a shared machine.
+Problem families (``family(name, n)``, seeded, random positive histograms):
+
+- ``"uniform2d"``: uniform points in the unit square, Euclidean cost (overlapping);
+- ``"shifted_w1"``: two 2-D Gaussian clouds 4 standard deviations apart, Euclidean;
+- ``"shifted_sq3d"``: 3-D Gaussian clouds 3 apart, squared Euclidean;
+- ``"highdim"``: 50-D Gaussian clouds, squared Euclidean;
+- ``"ties"``: costs drawn from {0, 1, 2} (massive degeneracy);
+- ``"rect1d"``: n x n/2 histograms on sorted points of a line, ``|t_i - s_j|``
+  (a Monge cost: "auto" certifies the north-west corner plan).
+
+The ``track_*`` benchmarks return time ratios otcore / POT measured in one process,
+interleaved, min of several repeats, so they are meaningful on a shared machine
+(lower is better; the target is <= 1).
 """
-
 
 import numpy as np
 
-from benchmarks._problems import euclidean_problem
+from benchmarks._problems import histograms
 from benchmarks._timing import interleaved_ratio
 from otcore._exact import emd, emd2
 
@@ -18,35 +26,73 @@ try:
 except ImportError:  # pragma: no cover - POT is in the bench extra
     ot = None
 
+FAMILIES = ["uniform2d", "shifted_w1", "shifted_sq3d", "highdim", "ties", "rect1d"]
+
+
+def _dist(x, y, p):
+    d = np.sqrt(np.maximum(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1), 0.0))
+    return d**p
+
+
+def family(name, n, seed=0):
+    """``(a, b, M)`` of problem family ``name`` with n sources (float64)."""
+    rng = np.random.default_rng(seed)
+    if name == "uniform2d":
+        M = _dist(rng.random((n, 2)), rng.random((n, 2)), 1)
+    elif name == "shifted_w1":
+        M = _dist(rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + 4.0, 1)
+    elif name == "shifted_sq3d":
+        M = _dist(rng.normal(size=(n, 3)), rng.normal(size=(n, 3)) + 3.0, 2)
+    elif name == "highdim":
+        M = _dist(rng.normal(size=(n, 50)), rng.normal(size=(n, 50)), 2)
+    elif name == "ties":
+        M = rng.integers(0, 3, size=(n, n)).astype(np.float64)
+    elif name == "rect1d":
+        M = _dist(np.sort(rng.random(n))[:, None], np.sort(rng.random(n // 2))[:, None], 1)
+    else:
+        raise ValueError(name)
+    a = histograms(rng, (M.shape[0],))
+    b = histograms(rng, (M.shape[1],))
+    return a, b, np.ascontiguousarray(M)
+
 
 class TimeEMD:
-    """emd2 by method and size (the full LP only where it fits in seconds)."""
+    """emd2 (auto) by family and size."""
 
-    params = ([100, 400, 1000, 2000], ["auto", "sparse", "linprog"])
-    param_names = ["n", "method"]
-    timeout = 300
+    params = ([100, 1000, 3000], FAMILIES)
+    param_names = ["n", "family"]
+    timeout = 600
 
-    def setup(self, n, method):
-        if method == "linprog" and n > 400:
-            raise NotImplementedError("the full LP is the reference; too slow beyond n = 400")
-        self.a, self.b, self.M = euclidean_problem(n)
+    def setup(self, n, name):
+        self.a, self.b, self.M = family(name, n)
+        emd2(self.a[:2] / self.a[:2].sum(), self.b[:2] / self.b[:2].sum(), self.M[:2, :2])  # compile
 
-    def time_emd2(self, n, method):
-        emd2(self.a, self.b, self.M, method=method)
+    def time_emd2(self, n, name):
+        emd2(self.a, self.b, self.M)
 
 
-class TimeEMDUniform:
-    """Uniform square problems (assignment path)."""
+class TrackRatioVsPOT:
+    """Time of emd2 (auto) over POT's ot.emd2, per family and size (target <= 1)."""
 
-    params = ([100, 400], ["auto", "assignment", "sparse"])
-    param_names = ["n", "method"]
+    params = ([100, 1000, 3000], FAMILIES)
+    param_names = ["n", "family"]
+    timeout = 900
 
-    def setup(self, n, method):
-        _, _, self.M = euclidean_problem(n)
-        self.a = np.full(n, 1.0 / n)
+    def setup(self, n, name):
+        if ot is None:
+            raise NotImplementedError("POT not installed")
+        self.a, self.b, self.M = family(name, n)
+        emd2(self.a, self.b, self.M)  # compile / load the kernel
 
-    def time_emd2(self, n, method):
-        emd2(self.a, self.a, self.M, method=method)
+    def track_auto_over_pot(self, n, name):
+        a, b, M = self.a, self.b, self.M
+        reps = 7 if n <= 100 else 3 if n <= 1000 else 1
+        k = 20 if n <= 100 else 1
+        return interleaved_ratio(
+            lambda: emd2(a, b, M), lambda: ot.emd2(a, b, M, numItermax=10**9), repeat=reps, number_f=k, number_g=k
+        )
+
+    track_auto_over_pot.unit = "ratio"
 
 
 class TimeEMDPlan:
@@ -56,57 +102,24 @@ class TimeEMDPlan:
     param_names = ["n"]
 
     def setup(self, n):
-        self.a, self.b, self.M = euclidean_problem(n)
+        self.a, self.b, self.M = family("uniform2d", n)
+        emd2(self.a, self.b, self.M)
 
     def time_emd_plan(self, n):
         res = emd(self.a, self.b, self.M)
         res.plan  # noqa: B018 - build the dense plan
 
 
-class PeakMemSparse:
-    """Peak memory of the sparse method on large problems (no dense constraint matrix)."""
-
-    params = [2000, 5000]
-    param_names = ["n"]
-    timeout = 600
-
-    def setup(self, n):
-        self.a, self.b, self.M = euclidean_problem(n)
-
-    def peakmem_emd2_sparse(self, n):
-        emd2(self.a, self.b, self.M, method="sparse")
-
-
-class TrackRatioVsPOT:
-    """Time of emd2(method="auto") over POT's ot.emd2 (lower is better; target <= 10 at 1000)."""
-
-    params = [400, 1000, 2000]
-    param_names = ["n"]
-    timeout = 300
-
-    def setup(self, n):
-        if ot is None:
-            raise NotImplementedError("POT not installed")
-        self.a, self.b, self.M = euclidean_problem(n)
-
-    def track_auto_over_pot(self, n):
-        a, b, M = self.a, self.b, self.M
-        return interleaved_ratio(
-            lambda: emd2(a, b, M), lambda: ot.emd2(a, b, M, numItermax=10**8), repeat=5 if n <= 1000 else 2
-        )
-
-    track_auto_over_pot.unit = "ratio"
-
-
 class TrackSpeedupOverLinprog:
-    """Speed-up of emd2(method="auto") over the full LP (higher is better; target >= 50 at 400)."""
+    """Speed-up of emd2 (auto) over the full LP in HiGHS, the reference (higher is better)."""
 
-    params = [400]
+    params = [200]
     param_names = ["n"]
     timeout = 300
 
     def setup(self, n):
-        self.a, self.b, self.M = euclidean_problem(n)
+        self.a, self.b, self.M = family("uniform2d", n)
+        emd2(self.a, self.b, self.M)
 
     def track_linprog_over_auto(self, n):
         a, b, M = self.a, self.b, self.M
@@ -115,65 +128,35 @@ class TrackSpeedupOverLinprog:
     track_linprog_over_auto.unit = "ratio"
 
 
-def _pairs(n, k, seed=0):
-    rng = np.random.default_rng(seed)
-    A = rng.random((k, n))
-    B = rng.random((k, n))
-    return A / A.sum(1, keepdims=True), B / B.sum(1, keepdims=True)
-
-
-class TrackSmallRatioVsPOT:
-    """Small problems (the full-LP path of "auto" up to n*m = 3000): time of emd2 over a
-    loop of distinct pairs over POT's ot.emd2 on the same pairs (lower is better)."""
-
-    params = [8, 32, 100]
-    param_names = ["n"]
-
-    def setup(self, n):
-        if ot is None:
-            raise NotImplementedError("POT not installed")
-        _, _, self.M = euclidean_problem(n)
-        self.k = 40 if n <= 32 else 10
-        self.A, self.B = _pairs(n, self.k)
-
-    def time_emd2_loop(self, n):
-        for i in range(self.k):
-            emd2(self.A[i], self.B[i], self.M)
-
-    def track_auto_over_pot(self, n):
-        A, B, M, k = self.A, self.B, self.M, self.k
-
-        def ours():
-            for i in range(k):
-                emd2(A[i], B[i], M)
-
-        def pot():
-            for i in range(k):
-                ot.emd2(A[i], B[i], M)
-
-        return interleaved_ratio(ours, pot, repeat=5)
-
-    track_auto_over_pot.unit = "ratio"
-
-
 class TrackBatchRatioVsPOT:
-    """A batch of 200 pairs of 32-bin histograms (one model reused, only the masses
-    change): batched emd2 over a Python loop of ot.emd2 (lower is better)."""
+    """2000 pairs of 32-bin histograms in one batched call over a Python loop of ot.emd2
+    (target <= 0.2, i.e. >= 5x faster): ``line`` is |x_i - x_j| on a line (Monge),
+    ``grid`` the Euclidean cost of 32 random points in the plane (pivots needed)."""
 
-    def setup(self):
+    params = ["line", "grid"]
+    param_names = ["cost"]
+    timeout = 300
+
+    def setup(self, cost):
         if ot is None:
             raise NotImplementedError("POT not installed")
-        x = np.linspace(0.0, 1.0, 32)
-        self.M = np.abs(x[:, None] - x[None, :])
-        self.A, self.B = _pairs(32, 200, seed=1)
+        rng = np.random.default_rng(1)
+        if cost == "line":
+            x = np.linspace(0.0, 1.0, 32)[:, None]
+        else:
+            x = rng.random((32, 2))
+        self.M = _dist(x, x, 1)
+        self.A = histograms(rng, (2000, 32))
+        self.B = histograms(rng, (2000, 32))
+        emd2(self.A[:2], self.B[:2], self.M)
 
-    def time_emd2_batch(self):
+    def time_emd2_batch(self, cost):
         emd2(self.A, self.B, self.M)
 
-    def track_batch_over_pot_loop(self):
+    def track_batch_over_pot_loop(self, cost):
         A, B, M = self.A, self.B, self.M
         return interleaved_ratio(
-            lambda: emd2(A, B, M), lambda: [ot.emd2(A[i], B[i], M) for i in range(200)], repeat=3
+            lambda: emd2(A, B, M), lambda: [ot.emd2(A[i], B[i], M) for i in range(len(A))], repeat=3
         )
 
     track_batch_over_pot_loop.unit = "ratio"

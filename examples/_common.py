@@ -1,4 +1,4 @@
-"""Shared helpers for the seed-experiment examples (not part of the otcore API).
+"""Shared helpers for the examples that reproduce Dhariwal & Inala's experiments (not part of the otcore API).
 
 Argument parsing (``--full``, ``--out``, ``--seed``, ``--quiet``), a small MLP
 builder, CSV writing, progress bars and a headless matplotlib.

@@ -1,21 +1,21 @@
-"""Noisy labels on a d x d grid (seed 000, section 4.2): Wasserstein loss vs KL.
+"""Noisy labels on a d x d grid (Dhariwal & Inala, section 4.2): Wasserstein loss vs KL.
 
 Each grid cell ``(i, j)`` (spacing 1) emits 2-D points from a Gaussian with
 sigma = 0.2 around it. In the training set (2000 points) a fraction ``t`` of
 the labels is flipped to a uniformly chosen 4-neighbour of the true cell on
 the grid; the test set (200 points) is clean. An MLP ``2 -> 64 -> 64 -> d^2``
-is trained with SGD (lr 0.001, as in the seed) on either the Wasserstein loss
+is trained with SGD (lr 0.001, as Dhariwal & Inala) on either the Wasserstein loss
 (Euclidean ground metric on the grid, 50 Sinkhorn iterations) or on
 cross-entropy (KL), and scored by the **mean Euclidean distance between the
 predicted and the true grid cell** on the test set (lower is better).
 
-Deviations from the seed, to get converged networks in a CPU budget: SGD with
+Deviations from Dhariwal & Inala, to get converged networks in a CPU budget: SGD with
 momentum 0.9 and minibatches of 100; the ground metric normalised to
-``[0, 10]`` (``otcore.normalize_cost(M, scale=10)``, as the seed
-suggests) with ``reg = 1`` (``lambda = 1``; the seed's ``lambda = 0.1`` with
+``[0, 10]`` (``otcore.normalize_cost(M, scale=10)``, as Dhariwal & Inala
+suggest) with ``reg = 1`` (``lambda = 1``; their ``lambda = 0.1`` with
 distances in grid units blurs the plan over the whole grid). Defaults: d in
 {3, 5}, t in {0.1, 0.5, 0.9}, one run each, 3000 iterations. ``--full``:
-d = 3..7, t = 0.1..0.9, 10 runs each, 10 000 iterations (the seed's sizes).
+d = 3..7, t = 0.1..0.9, 10 runs each, 10 000 iterations (the paper's sizes).
 
 Writes ``noisy_grid.csv`` (one row per run), ``noisy_grid.png`` (distance vs
 noise per grid size, and vs grid size averaged over noise) and

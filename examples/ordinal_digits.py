@@ -1,4 +1,4 @@
-"""Ordinal classes (seed 000, section 4.1): digits with the ground metric |i - j|^p.
+"""Ordinal classes (Dhariwal & Inala, section 4.1): digits with the ground metric |i - j|^p.
 
 scikit-learn's bundled 8 x 8 digits (1797 images, offline stand-in for MNIST)
 are classified by an MLP ``64 -> 128 -> 128 -> 10`` trained on
@@ -6,21 +6,21 @@ are classified by an MLP ``64 -> 128 -> 128 -> 10`` trained on
 - cross-entropy (KL),
 - the Sinkhorn loss (:class:`otcore.torch.WassersteinLoss`, 50 iterations)
   with ground metric :math:`d_p(i, j) = |i - j|^p` normalised to ``[0, 10]``
-  (``otcore.ordinal_cost`` + ``normalize_cost(scale=10)``, as in the
-  seed) for each ``p`` (default 1 and 2),
+  (``otcore.ordinal_cost`` + ``normalize_cost(scale=10)``, as in
+  Dhariwal & Inala) for each ``p`` (default 1 and 2),
 - the squared EMD of the 1D closed form (``otcore.torch.cdf_emd_loss`` with
   ``rho=2``; Hou et al.).
 
 On the test split it reports accuracy and the mean predicted probability of
-each class given the true label: the seed's Figure 3 (labels 0, 5, 9). With
+each class given the true label: Figure 3 of Dhariwal & Inala (labels 0, 5, 9). With
 the Wasserstein losses the mass spreads to the *neighbouring* digits, more so
 as ``p`` grows; cross-entropy spreads it to unrelated digits.
 
-``reg = 1/lambda`` (Algorithm 1 of the seed writes ``K = exp(-lambda M)``).
-The seed's ``lambda = 0.1`` means ``reg = 10``, as large as the whole
+``reg = 1/lambda`` (Algorithm 1 of Dhariwal & Inala writes ``K = exp(-lambda M)``).
+Their ``lambda = 0.1`` means ``reg = 10``, as large as the whole
 normalised metric: the predictions then stay nearly uniform (expected label
 distance 2.8 on this data, against 0.8 with ``reg = 1``). The default is
-``reg = 1`` (``lambda = 1``); ``--reg 10`` reproduces the seed's setting.
+``reg = 1`` (``lambda = 1``); ``--reg 10`` reproduces the paper's setting.
 
 Deviations: Adam (lr 1e-3, minibatches of 64) instead of Caffe's SGD, an MLP
 instead of LeNet; default 40 epochs (``--full``: 200 epochs, p in
@@ -132,9 +132,11 @@ def main(argv=None):
         ax.set_xticks(range(10))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean predicted probability (test)")
-    axes[-1].legend(fontsize=8)
+    # one legend below the panels, so that it hides no curve
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(f"Digits 8x8, ground metric |i-j|^p in [0, 10], reg={args.reg:g}, {args.epochs} epochs")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(os.path.join(out, "ordinal_digits.png"), dpi=110)
     plt.close(fig)
 

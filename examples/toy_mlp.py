@@ -1,10 +1,10 @@
-"""Toy dataset 1 of Dhariwal & Inala (seed 000, section 3.2): Wasserstein loss vs cross-entropy.
+"""Toy dataset 1 of Dhariwal & Inala (section 3.2): Wasserstein loss vs cross-entropy.
 
 100 points uniform in [0, 1]^4, label = argmax coordinate; a 3-layer MLP
 (``4 -> H -> H -> 4``, ReLU) with a softmax output, trained full-batch with
 SGD either on the Wasserstein loss (50 Sinkhorn iterations,
-:class:`otcore.torch.WassersteinLoss`) or on cross-entropy (the seeds' KL /
-multinomial logistic loss). Writes:
+:class:`otcore.torch.WassersteinLoss`) or on cross-entropy (the KL /
+multinomial logistic loss of Frogner et al. 2015). Writes:
 
 - ``toy_mlp.csv``: accuracy (train, and test on 2000 fresh points) against
   iterations and training time;
@@ -14,7 +14,7 @@ multinomial logistic loss). Writes:
 
 Ground metric: the 4 classes have no natural geometry, so ``M`` is the 0-1
 metric (``1 - I``; then ``W(p, e_k) = 1 - p_k`` unregularised), with
-``reg = 0.1`` (the seeds' ``lambda = 1/reg = 10``).
+``reg = 0.1`` (``lambda = 1/reg = 10`` in the notation of Cuturi 2013).
 
 Run ``python examples/toy_mlp.py`` (seconds) or ``--full`` (5000 iterations).
 """

@@ -8,7 +8,7 @@ each algorithm family; the torch and JAX loss adapters live in
 
 Conventions: the last axis indexes bins, leading axes are a batch; float64
 by default, float32 kept; ``reg`` is the entropic regularisation epsilon
-(the seeds' lambda is ``1 / reg``).
+(the lambda of Cuturi 2013 is ``1 / reg``).
 """
 
 from otcore._validate import ConvergenceWarning

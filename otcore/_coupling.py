@@ -9,7 +9,7 @@ r"""Kantorovich couplings and Monge maps: checks, marginals, costs, conversions.
     P^\top \mathbf{1}_n = b\},
 
 and its cost under a ground cost :math:`M` is :math:`\langle P, M\rangle =
-\sum_{ij} P_{ij} M_{ij}` (seed 000, eq. 1: the Wasserstein loss is its
+\sum_{ij} P_{ij} M_{ij}` (Dhariwal & Inala, eq. 1: the Wasserstein loss is its
 minimum over :math:`U(a, b)`). :func:`is_coupling`, :func:`marginals`,
 :func:`transport_cost` and :func:`independent_coupling` work on plans of
 shape ``(..., n, m)``: leading axes are a batch, as everywhere in otcore.

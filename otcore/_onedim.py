@@ -315,9 +315,9 @@ def cdf_emd(a, b, *, rho=1, spacing=None) -> Array:
     where :math:`s_i` is the gap between bins :math:`i` and :math:`i + 1`
     (``spacing``, 1 by default). For :math:`\rho = 1` this is the exact
     optimal transport cost with ground cost :math:`|x_i - x_j|` (bins at
-    positions :math:`x`, :math:`x_{i+1} - x_i = s_i`): Martinez (2016),
-    seed 002. :math:`\rho = 2` is the squared EMD of Hou, Yu & Samaras (2016),
-    seed 001 (a smooth surrogate, not a transport cost).
+    positions :math:`x`, :math:`x_{i+1} - x_i = s_i`): Martinez (2016).
+    :math:`\rho = 2` is the squared EMD of Hou, Yu & Samaras (2016)
+    (a smooth surrogate, not a transport cost).
 
     Parameters
     ----------
@@ -366,7 +366,7 @@ def cdf_emd_grad(a, b, *, rho=1, spacing=None) -> Array:
 
     (:math:`g_n = 0`). Centring projects onto the tangent space of the simplex
     (directions that keep the total mass), which is the gradient that matters
-    for histograms; it matches the closed form of Martinez (2016, seed 002).
+    for histograms; it matches the closed form of Martinez (2016).
     The gradient with respect to ``b`` is the negative of this one.
 
     For :math:`\rho = 1`, :math:`|\cdot|` has a kink at :math:`\varphi_i = 0`;

@@ -343,7 +343,7 @@ def tree_emd(a, b, parent, weight=None, *, rho=1) -> Array:
     mass difference in the subtree below edge :math:`e`. For :math:`\rho = 1`
     this is the exact optimal transport cost with the tree's shortest-path
     metric (:func:`tree_metric`) as ground cost; :math:`\rho > 1` is
-    Martinez's relaxed HEMD^ρ (seed 002; :math:`\rho = 2` on a chain
+    Martinez's relaxed HEMD^ρ (2016; :math:`\rho = 2` on a chain
     is the squared EMD of Hou et al.).
 
     Parameters
@@ -407,7 +407,7 @@ def tree_emd_grad(a, b, parent, weight=None, *, rho=1) -> Array:
         \qquad \nabla_a = g - \operatorname{mean}(g)\,\mathbf 1 ,
 
     the sum over the edges on the path from node :math:`k` to the root
-    (Martinez's :math:`\nabla\mathrm{HEMD}^\rho`, seed 002). The gradient
+    (Martinez's :math:`\nabla\mathrm{HEMD}^\rho`, 2016). The gradient
     with respect to ``b`` is its negative. For :math:`\rho = 1` the
     subgradient **0** is taken at :math:`\tilde\varphi_e = 0`, with
     :math:`|\tilde\varphi_e| \le 4 n \varepsilon \sum_j a_j` counted as zero

@@ -43,6 +43,9 @@ __all__ = [
     "check_cost",
     "check_histograms",
     "mass_rtol",
+    "mass_tolerance",
+    "scan_masses",
+    "check_equal_totals",
     "batch_shape",
     "check_power",
     "check_index",
@@ -165,6 +168,17 @@ def _min_max(x, xp, extra=None) -> list[float]:
     return _host_floats(xp, *vals)
 
 
+def _scan(x, xp):
+    """``(totals, min, max, min total)`` of histograms ``x``: the one value scan.
+
+    NaN propagates into min and max (inf into one of them), so finite min and
+    max mean finite entries; one transfer on GPUs, autograd untouched.
+    """
+    totals = x.sum(axis=-1) if type(x) is np.ndarray else xp.sum(_plain(x), axis=-1)
+    mn, mx, tmin = _min_max(x, xp, extra=totals)
+    return totals, mn, mx, tmin
+
+
 def _raise_values(mn: float, mx: float, name: str, nonneg: bool, what: str) -> None:
     # NaN propagates through min and max (array API standard), so finite min and
     # max mean every entry is finite
@@ -186,9 +200,145 @@ def check_values(x: Array, name: str, xp, *, nonneg: bool = True, what: str = "e
     _raise_values(mn, mx, name, nonneg, what)
 
 
+def mass_tolerance(dtype) -> float:
+    """The one relative tolerance on equal total masses, per dtype.
+
+    Two totals ``s, t`` are equal when ``|s - t| <= tol * max(s, t)``, with
+    ``tol = 1e-6`` for float64 and ``1e-4`` for everything narrower (float32;
+    half precision is computed in float32). Every mass check of the library
+    (histograms, pairwise batches, the command line, the adapters) uses it.
+
+    >>> import numpy as np
+    >>> mass_tolerance(np.float64), mass_tolerance(np.dtype("float32"))
+    (1e-06, 0.0001)
+    """
+    try:
+        wide = np.dtype(dtype) == np.float64
+    except TypeError:  # torch / jax / array_api_strict dtypes
+        wide = "float64" in str(dtype)
+    return 1e-6 if wide else 1e-4
+
+
 def mass_rtol(xp, dtype) -> float:
-    """Relative tolerance on equal total masses for ``dtype``."""
-    return 1e-6 if dtype == xp.float64 else 1e-4
+    """:func:`mass_tolerance` of ``dtype`` (``xp`` is unused; kept for callers)."""
+    return mass_tolerance(dtype)
+
+
+def _row_locator(name: str, ndim: int):
+    """Default position of histogram ``i`` (flat batch index) in messages."""
+    if ndim <= 1:
+        return lambda i: name
+    return lambda i: f"{name} row {i}"
+
+
+def scan_masses(x, name: str, xp=None, *, locate=None, what: str = "masses", hint: str = ""):
+    """One scan of histograms ``x`` (bins on the last axis): finite, >= 0, positive totals.
+
+    The single finite / non-negative / non-empty check of the library. It
+    reads the minimum, maximum and smallest total (one transfer on GPUs,
+    autograd untouched) and only on failure searches the host copy for the
+    first bad entry, so that the message can say where it is.
+
+    Parameters
+    ----------
+    x : array, shape (..., n)
+        Histograms; leading axes are a batch (flattened in row-major order for
+        ``locate``).
+    name : str
+        Argument name used in messages.
+    xp : namespace, optional
+        Namespace of ``x`` (default: inferred).
+    locate : callable, optional
+        ``locate(i) -> str`` names histogram ``i`` (flat batch index) in
+        messages, e.g. ``lambda i: f"{path}:{line[i]}"`` for a file or
+        ``lambda i: "pred"`` for a loss; default ``"{name} row {i}"`` (2-D and
+        more) or ``name`` (1-D).
+    what : str
+        Noun for the entries ("masses", "weights").
+    hint : str
+        Appended to the negative-entry message, e.g. ``" (apply a softmax to
+        raw scores first)"``.
+
+    Returns
+    -------
+    totals : numpy.ndarray of float64, shape batch, or None
+        Totals per histogram on the host; ``None`` for lazy (traced) or empty
+        input, whose values are not read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scan_masses(np.array([[0.5, 0.5], [0.2, 0.2]]), "A")
+    array([1. , 0.4])
+    >>> scan_masses(np.array([[0.5, 0.5], [0.2, -0.1]]), "A")
+    Traceback (most recent call last):
+    ...
+    ValueError: A row 1, bin 1 has negative mass -0.1; masses must be >= 0
+    >>> scan_masses(np.array([[1.0, np.nan]]), "pred", locate=lambda i: f"pred (sample {i})")
+    Traceback (most recent call last):
+    ...
+    ValueError: pred (sample 0), bin 1 is nan; masses must be finite numbers
+    """
+    xp = namespace(x) if xp is None else xp
+    if is_lazy(x) or size(x) == 0:
+        return None
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be a histogram with bins on its last axis, got a scalar")
+    totals, mn, mx, tmin = _scan(x, xp)
+    if math.isfinite(mn) and math.isfinite(mx) and mn >= 0 and tmin > 0 and math.isfinite(tmin):
+        return np.asarray(to_host(_plain(totals)), dtype=np.float64)
+    where = locate if locate is not None else _row_locator(name, x.ndim)
+    X = np.asarray(to_host(_plain(x)))
+    flat = X.reshape(-1, X.shape[-1])
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{where(int(i))}, bin {j} is {flat[i, j]}; {what} must be finite numbers")
+    if (flat < 0).any():
+        i, j = np.argwhere(flat < 0)[0]
+        raise ValueError(
+            f"{where(int(i))}, bin {j} has negative mass {flat[i, j]:g}; {what} must be >= 0{hint}"
+        )
+    tot = flat.sum(axis=-1)
+    if not np.all(np.isfinite(tot)):
+        i = int(np.argmax(~np.isfinite(tot)))
+        raise ValueError(f"{where(i)} sums to inf (overflow); rescale the {what}")
+    i = int(np.argmax(tot <= 0))
+    if x.ndim == 1:
+        raise ValueError(f"{name} has an all-zero histogram; every histogram needs positive total mass")
+    raise ValueError(f"{where(i)} is all zero; every histogram needs positive total mass")
+
+
+def check_equal_totals(sa, sb=None, *, tol: float, names=("A", "B"), locate=None, hint: str | None = None) -> None:
+    """All totals of ``sa`` (and ``sb``) equal under the one mass rule.
+
+    ``|s - t| <= tol * max(s, t)`` for every pair, i.e. for the smallest and
+    the largest total. ``sa``, ``sb``: host totals from :func:`scan_masses`
+    (``None``: not checked). ``locate(side, i) -> str`` names total ``i`` of
+    side 0 (``sa``) or 1 (``sb``); default ``"{name} row {i}"``. ``hint``
+    replaces the default fix ("normalise the rows ...").
+
+    >>> import numpy as np
+    >>> check_equal_totals(np.array([1.0, 1.0]), np.array([1.0, 2.0]), tol=1e-6)
+    Traceback (most recent call last):
+    ...
+    ValueError: all histograms must have the same total mass: A row 0 sums to 1 but B row 1 sums to 2 (relative tolerance 1e-06); normalise the rows, e.g. A / A.sum(1, keepdims=True)
+    """
+    if sa is None:
+        return
+    parts = [(0, np.ravel(sa))] + ([] if sb is None else [(1, np.ravel(sb))])
+    lo = min(((float(t.min()), side, int(t.argmin())) for side, t in parts), key=lambda v: v[0])
+    hi = max(((float(t.max()), side, int(t.argmax())) for side, t in parts), key=lambda v: v[0])
+    if hi[0] - lo[0] <= tol * hi[0]:
+        return
+    where = locate if locate is not None else (lambda side, i: f"{names[side]} row {i}")
+    first, second = sorted([lo, hi], key=lambda v: (v[1], v[2]))
+    fix = hint or f"normalise the rows, e.g. {names[0]} / {names[0]}.sum(1, keepdims=True)"
+    raise ValueError(
+        f"all histograms must have the same total mass: {where(first[1], first[2])} sums to "
+        f"{first[0]:.10g} but {where(second[1], second[2])} sums to {second[0]:.10g} "
+        f"(relative tolerance {tol:g}); {fix}"
+    )
 
 
 def batch_shape(name_a: str, shape_a: Sequence[int], name_b: str, shape_b: Sequence[int]) -> tuple:
@@ -245,8 +395,7 @@ def _check_hist(x, name: str, xp, dtype):
         raise ValueError(f"{name} is empty; a histogram needs at least one bin")
     if is_lazy(x) or size(x) == 0:
         return x, None
-    totals = x.sum(axis=-1) if type(x) is np.ndarray else xp.sum(_plain(x), axis=-1)
-    mn, mx, tmin = _min_max(x, xp, extra=totals)
+    totals, mn, mx, tmin = _scan(x, xp)
     _raise_values(mn, mx, name, True, "masses")
     if not tmin > 0:
         raise ValueError(f"{name} has an all-zero histogram; every histogram needs positive total mass")
@@ -296,7 +445,7 @@ def _fast_accept(a, b, M, check_mass: bool, nonneg_cost: bool) -> bool:
         and M.size > 0
     ):
         return False
-    tol = mass_rtol(_npx, dt)
+    tol = mass_tolerance(dt)
     if b is not None and (a.ndim != b.ndim or a.shape[:-1] != b.shape[:-1]):
         try:
             np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
@@ -421,7 +570,7 @@ def check_histograms(
     if check_mass and sa is not None and sb is not None:
         diff = xp.abs(sa - sb)
         scale = xp.maximum(sa, sb)
-        tol = mass_rtol(xp, dtype)
+        tol = mass_tolerance(dtype)
         if not bool(xp.all(diff <= tol * scale)):
             bad = xp.argmax(xp.reshape(diff / scale, (-1,)))
             sa_f = xp.reshape(xp.broadcast_to(sa, diff.shape), (-1,))

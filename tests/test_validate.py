@@ -541,3 +541,101 @@ def test_pot_keywords_name_the_otcore_equivalent(key, hint):
         otcore.emd2([0.5, 0.5], [0.5, 0.5], M, **{key: 1})
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
         otcore.sinkhorn2([0.5, 0.5], [0.5, 0.5], M, 1.0, bogus=1)
+
+
+# ---- the one mass scan / rule ---------------------------------------------------------
+
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+from otcore._validate import check_equal_totals, mass_tolerance, scan_masses  # noqa: E402
+
+
+def test_mass_tolerance_per_dtype(xp):
+    assert mass_tolerance(xp.float64) == 1e-6
+    assert mass_tolerance(xp.float32) == 1e-4
+    assert mass_tolerance(np.float16) == 1e-4
+
+
+@pytest.mark.parametrize(
+    "x,locate,match",
+    [
+        (np.array([[0.5, np.nan]]), None, r"A row 0, bin 1 is nan; masses must be finite"),
+        (np.array([[0.5, 0.5], [0.2, -np.inf]]), None, r"A row 1, bin 1 is -inf"),
+        (np.array([[0.5, 0.5], [0.2, -0.1]]), None, r"A row 1, bin 1 has negative mass -0.1"),
+        (np.array([[0.5, 0.5], [0.0, 0.0]]), None, r"A row 1 is all zero"),
+        (np.array([0.0, 0.0]), None, r"A has an all-zero histogram"),
+        (np.array([[1e308, 1e308]]), None, r"A row 0 sums to inf"),
+        (np.array([[1.0], [-1.0]]), lambda i: f"data.csv:{i + 2}", r"data.csv:3, bin 0 has negative mass"),
+        (np.ones((2, 3, 2)) * np.array([1, -1]), None, r"A row 0, bin 1 has negative"),
+    ],
+)
+def test_scan_masses_locates(x, locate, match):
+    with pytest.raises(ValueError, match=match):
+        scan_masses(x, "A", locate=locate)
+
+
+def test_scan_masses_hint():
+    with pytest.raises(ValueError, match=r"masses must be >= 0 \(apply a softmax first\)"):
+        scan_masses(np.array([[1.0, -1.0]]), "pred", hint=" (apply a softmax first)")
+
+
+def test_scan_masses_returns_host_totals(xp):
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 3))
+    for dt in (xp.float64, xp.float32):
+        tot = scan_masses(asxp(xp, X, dt), "A", xp)
+        assert isinstance(tot, np.ndarray) and tot.dtype == np.float64
+        np.testing.assert_allclose(tot, X.sum(1), rtol=1e-6)
+    assert scan_masses(asxp(xp, np.ones((0, 3))), "A", xp) is None
+
+
+def test_scan_masses_torch_requires_grad_and_jax_trace():
+    torch = pytest.importorskip("torch")
+    t = torch.ones(2, 3, requires_grad=True)
+    np.testing.assert_array_equal(scan_masses(t, "pred"), [3.0, 3.0])
+    jax = pytest.importorskip("jax")
+    jax.jit(lambda v: (scan_masses(v, "pred"), v)[1])(jax.numpy.ones(3))  # traced: not read
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_equal_totals_one_rule(dtype):
+    tol = mass_tolerance(dtype)
+    ok = np.array([1.0, 1.0 + 0.9 * tol])
+    check_equal_totals(ok, np.array([1.0 + 0.5 * tol]), tol=tol)
+    with pytest.raises(ValueError, match=r"A row 0 sums to 1 but B row 0 sums to 1.000?0?02"):
+        check_equal_totals(np.array([1.0]), np.array([1.0 + 2 * tol]), tol=tol)
+    # every pair, not only "each vs the first": 1 - 0.6 tol and 1 + 0.6 tol differ by 1.2 tol
+    with pytest.raises(ValueError, match="A row 1 sums to .* but B row 0 sums to"):
+        check_equal_totals(np.array([1.0, 1.0 - 0.6 * tol]), np.array([1.0 + 0.6 * tol]), tol=tol)
+
+
+def test_equal_totals_locate_hook_and_hint():
+    files = ("a.csv", "b.csv")
+    with pytest.raises(ValueError, match=r"a.csv:2 sums to 1 but b.csv:5 sums to 3 .*pass --normalize"):
+        check_equal_totals(
+            np.array([1.0]),
+            np.array([1.0, 1.0, 1.0, 3.0]),
+            tol=1e-6,
+            locate=lambda side, i: f"{files[side]}:{i + 2}",
+            hint="pass --normalize",
+        )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    X=arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 5)),
+             elements=st.floats(-1.0, 1e3) | st.sampled_from([0.0, np.nan, np.inf, 1e-300])),
+)
+def test_scan_masses_agrees_with_check_histograms(X):
+    # one scan: scan_masses and check_histograms accept and reject the same input
+    try:
+        check_histograms(X)
+        ok = True
+    except ValueError:
+        ok = False
+    try:
+        tot = scan_masses(X, "a")
+        assert ok
+        np.testing.assert_allclose(tot, X.sum(-1))
+    except ValueError:
+        assert not ok

@@ -1,5 +1,7 @@
 // MathJax configuration for pymdownx.arithmatex (generic mode): maths is
-// wrapped in \( \) / \[ \] inside elements of class "arithmatex".
+// wrapped in \( \) / \[ \] inside elements of class "arithmatex". MathJax itself
+// is served by the site (javascripts/mathjax/, copied from an installed package
+// by docs/_ext/mathjax_local.py): no CDN, the pages read their maths offline.
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
@@ -13,15 +15,17 @@ window.MathJax = {
   },
 };
 
-// mkdocs-material's instant navigation swaps pages without a reload:
-// typeset again on every page change.
+// mkdocs-material's instant navigation swaps pages without a reload: typeset the
+// new page once MathJax is ready. No output.clearCache() here: it drops the CSS
+// of the glyphs already typeset on the page, which then show as blanks.
 if (typeof document$ !== "undefined") {
   document$.subscribe(() => {
-    if (window.MathJax && MathJax.typesetPromise) {
-      MathJax.startup.output.clearCache();
-      MathJax.typesetClear();
-      MathJax.texReset();
-      MathJax.typesetPromise();
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+      MathJax.startup.promise.then(() => {
+        MathJax.typesetClear();
+        MathJax.texReset();
+        return MathJax.typesetPromise();
+      });
     }
   });
 }

@@ -85,7 +85,11 @@ class PointCloud:
         all ``m`` columns, or one row and fewer columns (an online
         log-sum-exp across column blocks) when one row does not fit. On the
         host CPU blocks are further capped at 128k entries (they then stay
-        in cache). :meth:`plan` refuses plans larger than this budget.
+        in cache). :meth:`plan` refuses plans larger than this budget. In
+        :func:`otcore.sinkhorn`, a problem whose dense kernel arrays (four
+        ``n x m`` arrays) fit in the budget is solved with the costs built
+        once (:meth:`solver_kernel`); pass a smaller ``memory`` to force
+        streaming.
 
     Attributes
     ----------
@@ -222,15 +226,16 @@ class PointCloud:
     def solver_kernel(self, *, lazy: bool = False):
         """The kernel object the Sinkhorn engine iterates with (one per call).
 
-        When the costs, the absorbed kernel and its weighted copy (three
-        ``n x m`` arrays) fit in ``memory``, the costs are built once, block
-        by block, and the engine's dense kernel is used (matrix-vector
-        products per iteration instead of ``n m`` exponentials); otherwise,
+        When the arrays of the engine's dense kernel (the costs, a kernel for
+        the scaling steps, the absorbed kernel and its cost-weighted copy:
+        four ``n x m`` arrays) fit in ``memory``, the costs are built once,
+        block by block, and the dense kernel is used (matrix-vector products
+        per iteration instead of ``n m`` exponentials); otherwise,
         and inside ``jax.jit``, this cloud itself (every half-step streams
         the costs in blocks).
         """
         n, m = self.shape
-        if not lazy and 3 * n * m * self._itemsize <= self.memory:
+        if not lazy and 4 * n * m * self._itemsize <= self.memory:
             from otcore._kernels import DenseKernel
 
             return DenseKernel(self.to_dense(), xp=self._xp)

@@ -19,9 +19,11 @@ Ground cost: ``--cost FILE`` (an ``n x m`` matrix), or ``--metric`` on bin
 positions: by default the bins sit at ``0, 1, ..., k-1`` on a line; with
 ``--grid`` a ``k = d*d`` histogram is a ``d x d`` grid (row-major), and
 ``--positions FILE`` gives the coordinates of each bin (one row per bin).
-``--metric ordinal`` is ``|i - j|**p`` on the line (the ordinal cost of the
-seeds). Exit status: 0 on success, 2 on usage or input errors (the message
-names the file, the line and the fix).
+``--metric ordinal`` is ``|i - j|**p`` on the line (the ordinal cost of
+Dhariwal & Inala). Exit status: 0 on success, 2 on usage or input errors
+(the message names the file, the line and the fix; nothing is computed or
+written), 1 when the computation fails (a non-finite distance) or on an
+internal error (a traceback).
 """
 
 from __future__ import annotations
@@ -30,15 +32,16 @@ import argparse
 import json
 import math
 import os
-import re
+import csv
 import sys
 import time
 
 import numpy as np
 
-from otcore._validate import mass_rtol
+from otcore import __version__
+from otcore._validate import check_cost, check_histograms, check_int, check_power, check_scalar
 
-__all__ = ["main", "InputError", "read_histograms", "read_matrix"]
+__all__ = ["main", "InputError", "ComputationError", "read_histograms", "read_matrix"]
 
 _EQUAL_MASS = ("exact", "sinkhorn", "cdf", "tree")
 _METHODS = ("exact", "sinkhorn", "1d", "cdf", "tree")
@@ -46,7 +49,14 @@ _METRICS = ("ordinal", "euclidean", "sqeuclidean", "cityblock", "chebyshev", "mi
 
 
 class InputError(ValueError):
-    """Bad input file or option: printed as ``otcore: error: ...``, exit status 2."""
+    """Bad input file or option: printed as ``otcore: error: ...``, exit status 2.
+
+    Raised before anything is computed or written."""
+
+
+class ComputationError(RuntimeError):
+    """The computation failed on valid input (a non-finite distance) or its result
+    could not be written: printed as ``otcore: error: ...``, exit status 1."""
 
 
 # --------------------------------------------------------------------------------------
@@ -67,8 +77,155 @@ class _Table:
         return f"{self.path}, line {self.lines[i]}"
 
 
-_SPLIT_CSV = re.compile(r"\s*,\s*|\s*;\s*")
-_SPLIT_TXT = re.compile(r"[\s,;]+")
+_TEXT_EXT = (".csv", ".txt", ".tsv", ".dat")
+_INPUT_EXT = (".npy",) + _TEXT_EXT
+_OUTPUT_EXT = {".npy": None, ".csv": ",", ".tsv": "\t", ".txt": " "}  # extension -> delimiter
+_SEPARATORS = {";": "semicolons", ",": "commas", "\t": "tabs", None: "spaces"}
+
+
+def _ext(path: str) -> str:
+    """The extension of ``path``, lower case (``D.NPY`` -> ``.npy``)."""
+    return os.path.splitext(path)[1].lower()
+
+
+def _check_input_path(path: str, what: str) -> None:
+    """An existing, readable regular file with a known extension (checked before any reading)."""
+    if not os.path.exists(path):
+        raise InputError(f"{what} file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{what} file {path!r} is a directory; give a .npy, .csv or .txt file")
+    ext = _ext(path)
+    if ext not in _INPUT_EXT:
+        raise InputError(
+            f"{path}: unknown file type {ext or '(no extension)'!r}; use .npy, .csv, .tsv or .txt "
+            "(one row per line)"
+        )
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {what} file {path!r}: permission denied")
+
+
+def _check_output_path(path: str, inputs: list[tuple[str, str]]) -> None:
+    """``--output``: a known extension, an existing writable folder, not a directory and
+    not one of the ``inputs`` ((option, path) pairs). Checked before anything is computed."""
+    ext = _ext(path)
+    if os.path.isdir(path):
+        raise InputError(
+            f"--output {path!r} is a directory; give a file name in it, e.g. "
+            f"{os.path.join(path, 'distances' + (ext if ext in _OUTPUT_EXT else '.npy'))!r}"
+        )
+    if ext not in _OUTPUT_EXT:
+        raise InputError(
+            f"--output {path!r}: unknown file type {ext or '(no extension)'!r}; write to a .npy, .csv, "
+            ".tsv or .txt file (the extension, in any case, picks the format)"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"--output {path!r}: the folder {folder!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"--output {path!r}: cannot write in the folder {folder!r} (permission denied)")
+    if os.path.exists(path):
+        for flag, inp in inputs:
+            if os.path.samefile(path, inp):
+                raise InputError(
+                    f"--output {path!r} is the input file {flag} {inp!r}; refusing to write over an "
+                    "input: choose another output file"
+                )
+
+
+def _read_npy(path: str, what: str) -> _Table:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError, OSError, EOFError, ... for a bad file
+        raise InputError(f"{path}: cannot read as a .npy array ({exc}); save it with numpy.save") from None
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        raise InputError(f"{path}: holds {getattr(x, 'dtype', type(x).__name__)} values; {what} must be real numbers")
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise InputError(f"{path}: array of shape {x.shape}; {what} must be 2-D (one row per line) or 1-D")
+    if x.shape[0] == 0:
+        raise InputError(f"{path}: array of shape {x.shape} has no rows; {what} needs at least one row")
+    if x.shape[1] == 0:
+        raise InputError(f"{path}: array of shape {x.shape} has rows of 0 values; each row needs at least one")
+    return _Table(path, np.asarray(x, dtype=np.float64), None)
+
+
+def _separator(line: str):
+    """The field separator of a text file, from its first non-blank line: semicolon,
+    comma, tab, else runs of spaces (``None``)."""
+    for sep in (";", ",", "\t"):
+        if sep in line:
+            return sep
+    return None
+
+
+def _fields(line: str, sep) -> list[str]:
+    """The fields of one line (comment and surrounding blanks removed), read by :mod:`csv`."""
+    if sep is None:
+        return line.split()
+    fields = [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True))]
+    if len(fields) > 1 and fields[-1] == "":
+        fields.pop()  # a trailing separator
+    return fields
+
+
+def _read_text(path: str, what: str) -> _Table:
+    """Rows of numbers from a delimited text file (.csv, .tsv, .txt, .dat).
+
+    UTF-8 with or without a byte-order mark; the separator (``;``, ``,``, tab or
+    spaces) is that of the first non-blank line, whatever the extension. Blank
+    lines, ``#`` comments and header lines before the first row are skipped.
+    """
+    rows: list[list[float]] = []
+    lines: list[int] = []
+    sep = None
+    seen = False
+    try:
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot open {what} file {path!r}: {exc.strerror}") from None
+    with f:
+        try:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                if not seen:
+                    sep, seen = _separator(line), True
+                toks = _fields(line, sep)
+                try:
+                    vals = [float(t) for t in toks]
+                except ValueError:
+                    bad = [k for k, t in enumerate(toks) if _parse_float(t) is None]
+                    if not rows and len(bad) == len(toks):
+                        continue  # a header line
+                    col = bad[0]
+                    if toks[col] == "":
+                        raise InputError(
+                            f"{path}, line {lineno}, column {col + 1}: empty field; write a number "
+                            "(0 for an empty bin) in every column"
+                        ) from None
+                    raise InputError(
+                        f"{path}, line {lineno}, column {col + 1}: cannot read {toks[col]!r} as a number; "
+                        f"each line must hold numbers separated by {_SEPARATORS[sep]} (the separator "
+                        "of the file's first line)"
+                    ) from None
+                if rows and len(vals) != len(rows[0]):
+                    raise InputError(
+                        f"{path}, line {lineno}: {len(vals)} value{'s' if len(vals) != 1 else ''}, but line "
+                        f"{lines[0]} has {len(rows[0])}; every row must be one histogram with the same "
+                        "number of bins (ragged rows)"
+                    )
+                rows.append(vals)
+                lines.append(lineno)
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                "text or as .npy"
+            ) from None
+    if not rows:
+        raise InputError(f"{path}: no numbers found; write one row of numbers per line")
+    return _Table(path, np.array(rows, dtype=np.float64), lines)
 
 
 def _parse_float(tok: str) -> float | None:
@@ -79,104 +236,52 @@ def _parse_float(tok: str) -> float | None:
 
 
 def _read_table(path: str, what: str) -> _Table:
-    """A 2-D float64 table from .npy, .csv or .txt, with line numbers."""
-    if not os.path.exists(path):
-        raise InputError(f"{what} file {path!r} does not exist")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read as a .npy array ({exc}); save it with numpy.save") from None
-        if x.dtype.kind not in "biuf":
-            raise InputError(f"{path}: holds {x.dtype} values; {what} must be real numbers")
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2:
-            raise InputError(
-                f"{path}: array of shape {x.shape}; {what} must be 2-D (one histogram per row) or 1-D"
-            )
-        return _Table(path, np.asarray(x, dtype=np.float64), None)
-    if ext not in (".csv", ".txt", ".tsv", ".dat"):
-        raise InputError(f"{path}: unknown file type {ext!r}; use .npy, .csv or .txt (one histogram per row)")
-    split = _SPLIT_CSV if ext == ".csv" else _SPLIT_TXT
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot open {what} file {path!r}: {exc.strerror}") from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            toks = split.split(line)
-            if toks and toks[-1] == "" and ext == ".csv":
-                toks = toks[:-1]  # trailing comma
-            vals = [_parse_float(t) for t in toks]
-            if any(v is None for v in vals):
-                if not rows and all(v is None for v in vals):
-                    continue  # a header line
-                col = next(k for k, v in enumerate(vals) if v is None)
-                tok = toks[col]
-                if tok == "":
-                    raise InputError(
-                        f"{path}, line {lineno}, column {col + 1}: empty field; write a number "
-                        "(0 for an empty bin) in every column"
-                    )
-                raise InputError(
-                    f"{path}, line {lineno}, column {col + 1}: cannot read {tok!r} as a number; "
-                    "each line must hold numbers separated by "
-                    + ("commas" if ext == ".csv" else "spaces or commas")
-                )
-            if rows and len(vals) != len(rows[0]):
-                raise InputError(
-                    f"{path}, line {lineno}: {len(vals)} value{'s' if len(vals) != 1 else ''}, but line "
-                    f"{lines[0]} has {len(rows[0])}; every row must be one histogram with the same number of bins "
-                    "(ragged rows)"
-                )
-            rows.append(vals)
-            lines.append(lineno)
-    if not rows:
-        raise InputError(f"{path}: no numbers found; write one histogram per row")
-    return _Table(path, np.array(rows, dtype=np.float64), lines)
+    """A 2-D float64 table from .npy, .csv, .tsv or .txt, with line numbers."""
+    _check_input_path(path, what)
+    return _read_npy(path, what) if _ext(path) == ".npy" else _read_text(path, what)
 
 
-def _check_entries(t: _Table, nonfinite: str, negative: str) -> None:
-    """Raise at the first non-finite, then the first negative entry of ``t``, naming its
-    file, line and column; ``nonfinite`` / ``negative`` are formatted with ``v``, the value."""
-    x = t.values
-    for bad, msg in ((~np.isfinite(x), nonfinite), (x < 0, negative)):
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise InputError(f"{t.where(i)}, column {j + 1}: " + msg.format(v=x[i, j]))
+def _first(t: _Table, bad: np.ndarray, msg: str) -> None:
+    """Raise at the first True entry of ``bad`` (file, line and column); ``msg`` is
+    formatted with ``v``, the value."""
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"{t.where(i)}, column {j + 1}: " + msg.format(v=t.values[i, j]))
 
 
 def read_histograms(path: str, *, name: str = "histograms") -> _Table:
-    """Histograms (one per row) from ``path``, checked: finite, >= 0, not all zero."""
+    """Histograms (one per row) from ``path``, checked: finite, >= 0, not all zero.
+
+    The verdict is :func:`otcore._validate.check_histograms`'s; this function
+    only names the file, line and column of the first bad entry.
+    """
     t = _read_table(path, name)
-    _check_entries(
-        t,
-        "{v} is not a finite mass; replace it with a number (0 for an empty bin)",
-        "negative mass {v:g}; masses must be >= 0 (counts or probabilities)",
-    )
     x = t.values
-    tot = x.sum(1)
-    if np.any(tot <= 0):
-        i = int(np.argmax(tot <= 0))
-        raise InputError(
-            f"{t.where(i)}: all-zero histogram; every row needs positive total mass (remove the row)"
-        )
+    try:
+        check_histograms(x, check_mass=False, names=(name, "B", "M"))
+    except ValueError as exc:
+        _first(t, ~np.isfinite(x), "{v} is not a finite mass; replace it with a number (0 for an empty bin)")
+        _first(t, x < 0, "negative mass {v:g}; masses must be >= 0 (counts or probabilities)")
+        zero = x.sum(1) <= 0
+        if zero.any():
+            raise InputError(
+                f"{t.where(int(np.argmax(zero)))}: all-zero histogram; every row needs positive total "
+                "mass (remove the row)"
+            ) from None
+        raise InputError(f"{path}: {exc}") from None
     return t
 
 
 def read_matrix(path: str, *, name: str = "cost") -> _Table:
-    """A finite, non-negative 2-D matrix (a ground cost) from ``path``."""
+    """A finite, non-negative 2-D matrix (a ground cost) from ``path``
+    (:func:`otcore._validate.check_cost`, with the file, line and column of the first bad entry)."""
     t = _read_table(path, name)
-    _check_entries(
-        t, f"{{v}} in the {name}; costs must be finite", f"negative {name} {{v:g}}; costs must be >= 0"
-    )
+    try:
+        check_cost(t.values, np, name=name)
+    except ValueError as exc:
+        _first(t, ~np.isfinite(t.values), f"{{v}} in the {name}; costs must be finite")
+        _first(t, t.values < 0, f"negative {name} {{v:g}}; costs must be >= 0")
+        raise InputError(f"{path}: {exc}") from None
     return t
 
 
@@ -250,9 +355,8 @@ def _ground_cost(args, n: int, m: int, names) -> np.ndarray:
         if args.grid or args.positions is not None:
             raise InputError("--metric ordinal puts the bins on a line 0..k-1; drop --grid/--positions")
         p = 1.0 if args.p is None else args.p
-        i = np.arange(n, dtype=np.float64)[:, None]
-        j = np.arange(m, dtype=np.float64)[None, :]
-        return np.abs(i - j) ** p
+        d = np.abs(np.arange(n, dtype=np.float64)[:, None] - np.arange(m, dtype=np.float64)[None, :])
+        return np.where(d == 0, 0.0, d**p)  # p = 0: the 0-1 cost
     from otcore._cost import cost_matrix
 
     xa = _positions(n, args, names[0])
@@ -262,7 +366,7 @@ def _ground_cost(args, n: int, m: int, names) -> np.ndarray:
         kw["p"] = 2.0 if args.p is None else args.p
     try:
         return np.asarray(cost_matrix(xa, xb, **kw), dtype=np.float64)
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:
         raise InputError(f"--metric {metric}: {exc}") from None
 
 
@@ -271,25 +375,37 @@ def _ground_cost(args, n: int, m: int, names) -> np.ndarray:
 
 
 def _check_mass(tables) -> None:
-    ref_t, ref_s = tables[0], tables[0].values[0].sum()
+    """Every row of every table has the total mass of the first row of the first.
+
+    The verdict (and its tolerance) is :func:`otcore._validate.check_histograms`'s;
+    this only names the file and line of the row that is furthest off.
+    """
+    ref_t = tables[0]
+    ref = ref_t.values[0]
     for t in tables:
-        s = t.values.sum(1)
-        rel = np.abs(s - ref_s) / np.maximum(s, ref_s)
-        if np.any(rel > mass_rtol(np, np.dtype(np.float64))):  # the library's tolerance
-            i = int(np.argmax(rel))
+        try:
+            check_histograms(ref, t.values)
+        except ValueError:
+            s, r = t.values.sum(1), ref.sum()
+            i = int(np.argmax(np.abs(s - r) / np.maximum(s, r)))
             raise InputError(
-                f"{t.where(i)} sums to {s[i]:.10g} but {ref_t.where(0)} sums to {ref_s:.10g}; this "
+                f"{t.where(i)} sums to {s[i]:.10g} but {ref_t.where(0)} sums to {r:.10g}; this "
                 "method compares histograms of equal total mass: pass --normalize to divide each "
                 "row by its total, or fix the file"
-            )
+            ) from None
 
 
-def _distance(args) -> int:
-    from otcore._pairwise import _make_kernel, pairwise_distances
+def _option(check, *args, hint: str = "", **kwargs):
+    """A library scalar check (``check_power`` / ``check_scalar`` / ``check_int``) whose
+    ValueError is an input error naming the option (and ``hint``)."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        raise InputError(f"{exc}{hint}") from None
 
-    method = args.method
-    if method is None:
-        method = "tree" if args.tree is not None else "sinkhorn" if args.reg is not None else "exact"
+
+def _check_options(args, method: str) -> None:
+    """Options that fit together and numbers in range, before any file is read."""
     if args.b is None and not args.pairwise:
         raise InputError("give two files A B, or --pairwise to compare all rows of one file")
     if args.reg is not None and method != "sinkhorn":
@@ -322,8 +438,89 @@ def _distance(args) -> int:
         )
     if args.cost is not None and args.metric is not None:
         raise InputError("give either --cost FILE or --metric, not both")
-    if args.output is not None and os.path.splitext(args.output)[1].lower() not in (".npy", ".csv", ".txt"):
-        raise InputError(f"--output {args.output!r}: write to a .npy, .csv or .txt file")
+    metric = args.metric or ("euclidean" if method in ("exact", "sinkhorn") and args.cost is None else None)
+    if args.p is not None:
+        if method == "1d" or metric == "minkowski":
+            what = "the 1D cost |x - y|**p" if method == "1d" else "the Minkowski distance"
+            _option(check_power, "--p", args.p, reason=f"{what} is a transport cost only for p >= 1")
+        elif metric == "ordinal":
+            _option(check_scalar, "--p", args.p, nonneg=True,
+                    hint="; --metric ordinal is the cost abs(i - j)**p (p = 0: every mistake costs 1)")
+        else:
+            raise InputError(
+                "--p is the exponent of --metric ordinal, of --metric minkowski and of --method 1d; "
+                + (f"it is not used by --metric {metric}" if metric else f"it is not used by --method {method}")
+                + (" (the cost file is used as it is)" if args.cost is not None else "")
+            )
+    if method in ("cdf", "tree"):
+        _option(check_power, "--rho", args.rho,
+                reason=f"--method {method} sums abs(difference)**rho, a transport cost only for rho >= 1 (2: the squared EMD)")
+    elif args.rho != 1.0:
+        raise InputError(f"--rho is the exponent of --method cdf and --method tree, not of --method {method}")
+    if args.n_iter is not None:
+        _option(check_int, "--n-iter", args.n_iter, minimum=1)
+    if args.tol is not None:
+        _option(check_scalar, "--tol", args.tol, nonneg=True)
+    if method != "sinkhorn" and (args.n_iter is not None or args.tol is not None):
+        raise InputError(f"--n-iter and --tol set Sinkhorn's iterations; they have no meaning with --method {method}")
+    if args.chunk_size is not None:
+        _option(check_int, "--chunk-size", args.chunk_size, minimum=1)
+
+
+def _check_paths(args) -> None:
+    """Every input exists and has a known format, and ``--output`` can be written
+    without touching an input: all checked before anything is read or computed."""
+    inputs = [
+        (flag, path)
+        for flag, path in (("A", args.a), ("B", args.b), ("--cost", args.cost),
+                           ("--positions", args.positions), ("--tree", args.tree))
+        if path is not None
+    ]
+    for flag, path in inputs:
+        _check_input_path(path, {"A": "A", "B": "B"}.get(flag, flag.lstrip("-")))
+    if args.output is not None:
+        _check_output_path(args.output, inputs)
+
+
+def _check_finite(D: np.ndarray, method: str) -> None:
+    """Distances must be finite: a NaN or inf is a failed computation, never a result."""
+    bad = ~np.isfinite(D)
+    if bad.any():
+        idx = tuple(int(k) for k in np.argwhere(bad)[0])
+        where = f"row {idx[0]}" if len(idx) == 1 else f"row {idx[0]}, column {idx[1]}"
+        hint = (
+            "Sinkhorn failed, most likely because --reg is too small for these costs: "
+            "increase --reg, or use --method exact"
+            if method == "sinkhorn"
+            else "please report this with the input files"
+        )
+        raise ComputationError(
+            f"{int(bad.sum())} of {D.size} distances are not finite (the first, {where}, is "
+            f"{D[idx]}); {hint}. Nothing was written"
+        )
+
+
+def _write(path: str, D: np.ndarray) -> None:
+    """``D`` to exactly ``path``, in the format of its extension (any case)."""
+    ext = _ext(path)
+    try:
+        with open(path, "wb") as f:
+            if ext == ".npy":
+                np.save(f, D)  # to a file object: no ".npy" appended to the name
+            else:
+                np.savetxt(f, np.atleast_1d(D), delimiter=_OUTPUT_EXT[ext], fmt="%.17g")
+    except OSError as exc:
+        raise ComputationError(f"cannot write --output {path!r}: {exc.strerror}") from None
+
+
+def _distance(args) -> int:
+    from otcore._pairwise import _make_kernel, pairwise_distances
+
+    method = args.method
+    if method is None:
+        method = "tree" if args.tree is not None else "sinkhorn" if args.reg is not None else "exact"
+    _check_options(args, method)
+    _check_paths(args)
 
     A = read_histograms(args.a, name="A")
     B = None if args.b is None else read_histograms(args.b, name="B")
@@ -341,6 +538,13 @@ def _distance(args) -> int:
             f"{names[1]} has {m} bins per row but {names[0]} has {n}; --method {method} compares "
             "histograms on the same bins"
         )
+    if B is not None and not args.pairwise:
+        na, nb = A.values.shape[0], B.values.shape[0]
+        if na != nb and 1 not in (na, nb):
+            raise InputError(
+                f"{A.path} has {na} histograms and {B.path} has {nb}; compare row i "
+                "with row i (same number of rows), one row with many, or pass --pairwise for all pairs"
+            )
 
     params: dict = {}
     M = None
@@ -388,7 +592,7 @@ def _distance(args) -> int:
 
         try:
             tree = compile_tree(parent, weight)
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:
             raise InputError(f"{args.tree}: {exc}") from None
         kwargs["rho"] = args.rho
         params.update(tree=args.tree, rho=args.rho)
@@ -412,11 +616,6 @@ def _distance(args) -> int:
         D = np.asarray(D)
     else:
         b = B.values
-        if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
-            raise InputError(
-                f"{A.path} has {a.shape[0]} histograms and {B.path} has {b.shape[0]}; compare row i "
-                "with row i (same number of rows), one row with many, or pass --pairwise for all pairs"
-            )
         N = max(a.shape[0], b.shape[0])
         a = np.broadcast_to(a, (N, n))
         b = np.broadcast_to(b, (N, m))
@@ -424,11 +623,9 @@ def _distance(args) -> int:
         D = np.asarray(kernel(np.ascontiguousarray(a), np.ascontiguousarray(b)), dtype=np.float64)
         D = np.reshape(D, (N,))
 
+    _check_finite(D, method)
     if args.output is not None:
-        if args.output.lower().endswith(".npy"):
-            np.save(args.output, D)
-        else:
-            np.savetxt(args.output, np.atleast_1d(D), delimiter="," if args.output.lower().endswith(".csv") else " ", fmt="%.17g")
+        _write(args.output, D)
     if args.json:
         out = {
             "distances": D.tolist(),
@@ -441,7 +638,7 @@ def _distance(args) -> int:
         }
         if args.output is not None:
             out["output"] = args.output
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
     elif args.output is not None:
         print(f"wrote {' x '.join(map(str, D.shape))} distances ({method}) to {args.output}")
     elif D.ndim == 2:
@@ -586,8 +783,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="otcore",
         description="Optimal-transport distances between histograms.",
-        epilog="Exit status: 0 success, 2 usage or input error.",
+        epilog="Exit status: 0 success, 1 failed computation or internal error, 2 usage or input error.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="{distance,demo}")
     sub.required = True
     sub.add_parser("demo", help="a short demonstration of every family (a few seconds)")
@@ -623,7 +821,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--normalize", action="store_true", help="divide each histogram by its total mass")
     d.add_argument("--pairwise", action="store_true", help="all pairs of rows (full matrix)")
     d.add_argument("--chunk-size", type=int, default=None, help="pairs per batched call (--pairwise)")
-    d.add_argument("--output", metavar="FILE", help="write the distances to FILE (.npy, .csv or .txt)")
+    d.add_argument("--output", metavar="FILE", help="write the distances to FILE (.npy, .csv, .tsv or .txt, any case)")
     d.add_argument("--json", action="store_true", help="print a JSON object {distances, method, params, ...}")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -640,9 +838,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return demo()
         return _distance(args)
-    except (ValueError, TypeError) as exc:  # InputError and the library's own messages
+    except InputError as exc:  # checked before computing: nothing was computed or written
         print(f"otcore: error: {exc}", file=sys.stderr)
         return 2
+    except ComputationError as exc:
+        print(f"otcore: error: {exc}", file=sys.stderr)
+        return 1
+    # anything else (a TypeError, a ValueError from inside a solver) is a bug: it
+    # propagates with its traceback and Python's exit status 1
     except BrokenPipeError:  # e.g. `otcore distance ... | head`
         return 0
 

@@ -1,7 +1,6 @@
 """Kantorovich/Monge utilities: identities, POT/scipy references, namespaces, bad input."""
 
 import numpy as np
-import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +16,8 @@ from otcore._coupling import (
     transport_cost,
 )
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 
 def test_independent_coupling_is_a_coupling():

@@ -1,7 +1,6 @@
 """Tests of otcore._exact: the network simplex against POT's network simplex and scipy's LP."""
 
 import numpy as np
-import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +8,8 @@ from hypothesis import strategies as st
 from otcore._exact import EMDResult, emd, emd2, is_monge
 from otcore._cost import ordinal_cost
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 METHODS = ["auto", "simplex", "linprog"]
 RTOL = 1e-9
@@ -481,9 +482,8 @@ def test_bad_batch_and_options():
         emd(a, b, M, numItermax=10)
     with pytest.raises(TypeError, match="complex"):
         emd(a.astype(complex), b, M)
+    torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="same array library"):
-        import torch
-
         emd(torch.asarray(a), b, M)
 
 

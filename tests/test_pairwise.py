@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 import numpy as np
-import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otcore._pairwise import _pair_chunks, pairwise_distances
 from tests._helpers import asxp, random_histograms, xp_assert_close
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 
 def _line_cost(k, p=1.0):

@@ -5,7 +5,6 @@ import math
 import warnings
 
 import numpy as np
-import ot
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 from otcore._validate import ConvergenceWarning
 from otcore._sinkhorn import SINKHORN_METHODS, SinkhornResult, sinkhorn, sinkhorn2
 from tests._helpers import assert_namespace, asxp, random_histograms, xp_assert_close
+
+ot = pytest.importorskip("ot")  # POT, the reference (the test extra)
 
 
 def problem(n=8, m=None, *, N=None, seed=0, zeros=0):

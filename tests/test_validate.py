@@ -515,7 +515,7 @@ def test_jit_skips_value_checks_on_closed_over_constants():
 
 @pytest.mark.parametrize("missing", [None, []])
 def test_missing_weights_are_uniform_like_pot(missing):
-    import ot
+    ot = pytest.importorskip("ot")
 
     M = np.abs(np.arange(3.0)[:, None] - np.arange(5.0)[None, :]) ** 2
     import otcore

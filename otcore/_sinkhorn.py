@@ -779,8 +779,10 @@ def sinkhorn(
         :func:`otcore._validate.mass_rtol`; ``b`` is rescaled to the mass of
         ``a``); batch shapes broadcast (e.g. one ``a`` (n,) against N ``b``
         (N, m)).
-    M : array (n, m)
-        Ground cost, shared by the batch, finite and non-negative.
+    M : array (n, m) or PointCloud
+        Ground cost, shared by the batch, finite and non-negative; or a lazy
+        :class:`otcore.PointCloud` (costs computed block by block, never an
+        ``n x m`` matrix beyond its ``memory`` budget; the log method).
     reg : float > 0
         Entropic regularisation :math:`\varepsilon` (units of ``M``). A
         Python number (static under ``jax.jit``).
@@ -815,6 +817,15 @@ def sinkhorn(
         call (either may be ``None``; ``f`` is used when given, else ``g``).
     warn : bool
         Emit :class:`otcore.ConvergenceWarning` when ``tol`` is not reached.
+    reg_m : float, (float, float) or None
+        Unbalanced transport: the marginal constraints replaced by
+        ``reg_m * KL(P 1 | a) + reg_m * KL(P^T 1 | b)`` (a pair for the two
+        sides, ``math.inf`` for an exact one), the entropy taken relative to
+        ``a x b`` (POT's ``sinkhorn_unbalanced``, ``reg_type="kl"``); masses
+        need not match. ``plan`` and ``cost`` equal POT's; ``reg_cost`` is
+        the objective with the generalised KL (POT's ``"total"`` leaves out
+        its mass terms) and ``grad`` its derivative in ``a``;
+        ``marginal_error`` is the fixed-point residual. Log method.
 
     Returns
     -------

@@ -130,7 +130,7 @@ def test_zero_mass_bins_finite(rng):
     assert np.all(np.isfinite(res.grad))
 
 
-@pytest.mark.parametrize("memory", [1024, 1 << 26])  # streamed / built once within the budget
+@pytest.mark.parametrize("memory", [1 << 14, 1 << 26])  # streamed / built once within the budget
 def test_pointcloud_equals_dense(memory, rng):
     a, b, M, x, y = problem(rng, 40, 30)
     lazy = sinkhorn(a, b, PointCloud(x, y, memory=memory), 0.02, reg_m=(0.5, 2.0))

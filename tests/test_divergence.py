@@ -159,3 +159,19 @@ def test_point_flow_example_decreases_the_divergence(tmp_path):
     res = mod.main(["--n", "40", "--steps", "6", "--quiet", "--out", str(tmp_path)])
     assert os.path.getsize(res["files"][0]) > 0
     assert res["values"][-1] < 0.2 * res["values"][0]
+
+
+def test_position_gradients_match_geomloss_autograd(rng):
+    """d_x, d_y against torch autograd through GeomLoss (its potentials come from the last
+    eps-scaling step, converged to about 1e-4 relative at blur 0.2)."""
+    torch = pytest.importorskip("torch")
+    geomloss = pytest.importorskip("geomloss")
+    x, y = rng.random((30, 2)), rng.random((25, 2)) * 0.8 + 0.3
+    a, b = weights(rng, 30), weights(rng, 25)
+    X = torch.tensor(x, requires_grad=True)
+    Y = torch.tensor(y, requires_grad=True)
+    loss = geomloss.SamplesLoss("sinkhorn", p=2, blur=0.2, debias=True, scaling=0.9999, backend="tensorized")
+    loss(torch.tensor(a), X, torch.tensor(b), Y).backward()
+    _, (_, _, dx, dy) = sinkhorn_divergence_value_and_grad(a, b, PointCloud(x, y, scale=0.5), 0.04)
+    np.testing.assert_allclose(dx, X.grad.numpy(), rtol=0, atol=5e-4 * np.abs(dx).max())
+    np.testing.assert_allclose(dy, Y.grad.numpy(), rtol=0, atol=5e-4 * np.abs(dy).max())

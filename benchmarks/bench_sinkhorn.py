@@ -9,18 +9,29 @@ meaningful on a shared machine:
 - ``track_batched_speedup_vs_pot_loop``: POT looped over pairs / ours, N = 4096 pairs of
   100 bins, 50 iterations (target >= 20; the POT loop is timed on 256 pairs and scaled);
 - ``track_log_time_ratio_vs_scaling``: log-stable / scaling, n = 1000, reg = 1e-2, cost
-  max 1, run to tol 1e-9 (target <= 1.5).
+  max 1, run to tol 1e-9 (target <= 1.5);
+- ``track_batched_ratio_vs_plain_gemm_loop``: ours / a plain numpy GEMM loop of Algorithm 1,
+  N = 4096 pairs of 100 bins, 50 fixed iterations (target <= 1.2);
+- ``track_float32_time_ratio_vs_float64``: float32 / float64, each at its default tol,
+  n = 1000 and a batch of 256 x 64 (target <= 2, both converged);
+- ``TrackSinkhornPairwise.track_pairwise_seconds``: ``pairwise_distances`` of 200
+  histograms x 32 ordered bins (cost |t_i - t_j| on [0, 1]), reg 0.5, default tol
+  (target <= 5 s, every pair converged, no warning; the integer cost |i - j| is the
+  hard family, reported alongside);
+- ``track_first_call_seconds``: the first small call in a fresh process (target < 1 s).
 
 cupy variants skip (``NotImplementedError`` in ``setup``) without a CUDA device.
 """
 
 import contextlib
+import subprocess
+import sys
 import time
 import warnings
 
 import numpy as np
 
-from benchmarks._problems import batch_problem, euclidean_problem
+from benchmarks._problems import batch_problem, euclidean_problem, histograms
 from benchmarks._timing import interleaved_times
 from otcore._sinkhorn import sinkhorn, sinkhorn2
 
@@ -176,6 +187,87 @@ class TrackSinkhornRatios:
         return t_log / t_sc
 
     track_log_time_ratio_vs_scaling.unit = "ratio"
+
+
+class TrackSinkhornEngine:
+    """The engine's targets: batched overhead, float32 vs float64, first call, pairwise."""
+
+    timeout = 900
+
+    def setup(self):
+        self.batch = batch_problem(4096, 100, seed=3)
+        self.single = euclidean_problem(1000, seed=1)
+
+    def track_batched_ratio_vs_plain_gemm_loop(self):
+        A, B, M = self.batch
+        reg = 0.1
+
+        def plain():  # Algorithm 1 of Dhariwal & Inala, batched, numpy
+            K = np.exp(-M / reg)
+            KM = K * M
+            u = np.ones_like(A) / A.shape[1]
+            for _ in range(50):
+                u = A / ((B / (u @ K)) @ K.T)
+            v = B / (u @ K)
+            return np.sum(u * (v @ KM.T), axis=1)
+
+        def ours():
+            sinkhorn(A, B, M, reg, n_iter=50, tol=None)
+
+        t_ours, t_plain = _interleaved(ours, plain, rounds=2, repeat=2)
+        return t_ours / t_plain
+
+    track_batched_ratio_vs_plain_gemm_loop.unit = "ratio"
+
+    def track_float32_time_ratio_vs_float64(self):
+        worst = 0.0
+        for a, b, M in (self.single, batch_problem(256, 64, seed=2)):
+            a32, b32, M32 = (x.astype(np.float32) for x in (a, b, M))
+            assert sinkhorn(a32, b32, M32, 0.05).converged and sinkhorn(a, b, M, 0.05).converged
+            t32, t64 = _interleaved(lambda: sinkhorn(a32, b32, M32, 0.05), lambda: sinkhorn(a, b, M, 0.05),
+                                    rounds=1, repeat=3)
+            worst = max(worst, t32 / t64)
+        return worst
+
+    track_float32_time_ratio_vs_float64.unit = "ratio"
+
+    def track_first_call_seconds(self):
+        code = (
+            "import time, otcore; t = time.perf_counter(); "
+            "otcore.sinkhorn([.5, .5], [.25, .75], [[0., 1.], [1., 0.]], 0.1); "
+            "print(time.perf_counter() - t)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
+
+    track_first_call_seconds.unit = "seconds"
+
+
+class TrackSinkhornPairwise:
+    """``pairwise_distances`` of 200 histograms x 32 ordered bins, reg 0.5, default tol."""
+
+    params = (["line", "integer"],)
+    param_names = ["cost"]
+    timeout = 900
+
+    def setup(self, cost):
+        from otcore import pairwise_distances
+
+        self.pairwise = pairwise_distances
+        self.A = histograms(np.random.default_rng(0), (200, 32))
+        t = np.linspace(0.0, 1.0, 32) if cost == "line" else np.arange(32.0)
+        self.M = np.abs(t[:, None] - t[None, :])
+
+    def track_pairwise_seconds(self, cost):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a ConvergenceWarning fails the benchmark
+            t = time.perf_counter()
+            D = self.pairwise(self.A, M=self.M, method="sinkhorn", reg=0.5)
+            t = time.perf_counter() - t
+        assert np.all(np.isfinite(D))
+        return t
+
+    track_pairwise_seconds.unit = "seconds"
 
 
 class TimeSinkhornCupy:

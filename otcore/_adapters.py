@@ -1,22 +1,131 @@
 """Framework-neutral pieces of the autodiff adapters (:mod:`otcore.torch`, :mod:`otcore.jax`).
 
-The checks on ``pred``/``target``/``M`` that only read shapes and dtypes,
-the value checks (through the array API, skipped on lazy arrays), the
-reduction and the error renaming. Written against the array API via
-:func:`otcore._array.namespace`; imports neither torch nor jax.
+- ``SPECS``: the table of losses. Each :class:`LossSpec` names a core function
+  of :mod:`otcore._losses` that returns ``(value, (d_pred, d_target,
+  d_third))`` and the static arguments it takes; the torch adapter wraps every
+  spec in one ``autograd.Function``, the JAX adapter in one ``custom_vjp``.
+- The dtype and device contract shared by both adapters
+  (:func:`compute_dtype`, :func:`check_devices`).
+- The checks on ``pred``/``target``/``M`` that only read shapes and dtypes,
+  the value checks (through the array API, skipped on lazy arrays), the
+  reduction and the error renaming.
+
+Written against the array API via :func:`otcore._array.namespace`; imports
+neither torch nor jax.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
+from typing import Callable
 
-from otcore._array import is_lazy, namespace, size
+from otcore._array import is_lazy, namespace, size, to_host
+from otcore._losses import cdf_emd_loss_grads, emd_loss_grads, sinkhorn_loss_grads, tree_emd_loss_grads
 from otcore._validate import _min_max, check_values
 
 REDUCTIONS = ("mean", "sum", "none")
 VALUES = ("sinkhorn", "regularized")
 PAIR = "a = pred, b = target"
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One loss of the adapters.
+
+    ``run(a, b, third, need, **static)`` returns ``(value, (d_a, d_b,
+    d_third))`` (:mod:`otcore._losses`); ``third`` names the third input
+    (``"M"``, ``"spacing"`` or None); ``static`` the keyword arguments that
+    are plain Python values; ``host``: the solver runs on the host (the JAX
+    adapter calls it through ``jax.pure_callback``); ``square``: ``pred`` and
+    ``target`` must have the same number of bins.
+    """
+
+    name: str
+    run: Callable
+    static: tuple
+    third: str | None
+    host: bool = False
+    square: bool = True
+
+    def call(self, a, b, third, need, static: dict):
+        """``run`` with the core's errors renamed for the adapters' users."""
+        with renamed_errors(self.name):
+            return self.run(a, b, third, need, **static)
+
+
+SPECS = {
+    "sinkhorn_loss": LossSpec(
+        "sinkhorn_loss", sinkhorn_loss_grads, ("reg", "n_iter", "tol", "value", "grad", "method"), "M",
+        square=False,
+    ),
+    "emd_loss": LossSpec("emd_loss", emd_loss_grads, (), "M", host=True, square=False),
+    "cdf_emd_loss": LossSpec("cdf_emd_loss", cdf_emd_loss_grads, ("rho",), "spacing"),
+    "tree_emd_loss": LossSpec("tree_emd_loss", tree_emd_loss_grads, ("parent", "weight", "rho"), None),
+}
+"""The losses with a closed-form backward. ``wasserstein_1d_loss`` is not in
+the table: the framework differentiates :func:`otcore.wasserstein_1d` itself
+(sorted-sample closed form, exact away from ties)."""
+
+# float16 / bfloat16: computed in float32, results cast back (both adapters)
+HALF = ("float16", "bfloat16")
+# relative mass tolerance of half-precision inputs (a float16 softmax sums to 1 within ~n * 2**-11)
+HALF_MASS_RTOL = 1e-2
+
+
+def dtype_name(dtype) -> str:
+    """``"float16"`` for ``torch.float16``, ``jnp.float16``, ``np.float16`` (their last dotted part)."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def compute_dtype(dtype) -> str | None:
+    """The dtype the core computes in for inputs of ``dtype``: ``"float32"`` for halves, else None (as is)."""
+    return "float32" if dtype_name(dtype) in HALF else None
+
+
+def match_half_masses(pred, target, xp):
+    """Half-precision histograms, upcast: ``target`` rescaled to ``pred``'s total per row.
+
+    Equal masses are checked at half precision (relative ``HALF_MASS_RTOL``)
+    instead of the float32 tolerance, which a float16 softmax misses;
+    ``target`` is rescaled so that the core's float32 check passes (the
+    gradient with respect to ``pred`` is unchanged). Lazy inputs: rescaled,
+    not checked.
+    """
+    sp = xp.sum(pred, axis=-1, keepdims=True)
+    st = xp.sum(target, axis=-1, keepdims=True)
+    if not is_lazy(pred) and not is_lazy(target) and size(sp):
+        rel = xp.max(xp.abs(sp - st) / xp.maximum(xp.maximum(sp, st), xp.asarray(1e-30, dtype=sp.dtype)))
+        rel = float(to_host(rel))
+        if not rel <= HALF_MASS_RTOL:
+            raise ValueError(
+                f"pred and target must have the same total mass per row (relative tolerance "
+                f"{HALF_MASS_RTOL:g} for float16/bfloat16 input, got {rel:.3g}); normalise both, "
+                "e.g. x / x.sum(-1, keepdims=True)"
+            )
+    return target * (sp / st)
+
+
+def check_devices(device_of, move_hint: str, **arrays) -> None:
+    """Every array given lives on the same device as the first one (arrays whose device is None are skipped).
+
+    ``device_of(x)`` returns the device of ``x`` or None (not an array of the
+    framework, or a traced value); ``move_hint`` a format string with
+    ``{name}`` and ``{first}`` for the message.
+    """
+    first, dev0 = None, None
+    for name, x in arrays.items():
+        dev = None if x is None else device_of(x)
+        if dev is None:
+            continue
+        if first is None:
+            first, dev0 = name, dev
+        elif dev != dev0:
+            raise ValueError(
+                f"{name} is on {dev} but {first} is on {dev0}; all inputs of a loss must be on one device, "
+                + move_hint.format(name=name, first=first)
+            )
 
 
 @contextlib.contextmanager

@@ -925,7 +925,7 @@ def grid_cost(d: int, *, metric: str = "euclidean", dtype=None, xp=None) -> Arra
 def normalize_cost(M, *, scale: float = 1.0) -> Array:
     r"""Rescale a non-negative cost to ``[0, scale]``: :math:`M \, \mathrm{scale} / \max M`.
 
-    Seed 000 (Dhariwal & Inala, section 4.2) normalises the ground metric so
+    Dhariwal & Inala (section 4.2) normalise the ground metric so
     that all distances lie in ``[0, 10)`` (``scale=10``): Sinkhorn with a fixed
     regularisation converges faster on a larger cost scale, up to the point
     where ``exp(-M / reg)`` underflows. The largest entry becomes exactly

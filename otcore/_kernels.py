@@ -115,6 +115,7 @@ class DenseKernel:
         self._eps = None  # eps of the absorbed kernel
         self._last = [None, None]  # latest potentials seen: [cols input (f), rows input (g)]
         self._stale = True
+        self._gibbs = None  # (eps, K, cmin, K * C) of the scaling method
         dt = C.dtype
         tiny = float(xp.finfo(dt).smallest_normal)
         self._thr = tiny**0.25  # smallest accurate row sum
@@ -146,13 +147,51 @@ class DenseKernel:
         c = xp.exp((g - self.softmin_cols(f, eps)) / eps)
         return _zero_nan(xp, r), _zero_nan(xp, c)
 
+    def gibbs(self, eps):
+        """``(K, cmin)``: the scaling method's kernel ``exp(-(C - min C) / eps)`` (kept for ``eps``)."""
+        if self._gibbs is None or self._gibbs[0] != eps:
+            xp, C = self.xp, self.C
+            cmin = xp.min(C)
+            K = xp.exp(-(C - cmin) / eps)
+            if type(K).__module__ == "numpy":
+                import numpy as np
+
+                K = np.ascontiguousarray(K)
+            self._gibbs = (eps, K, cmin, None)
+        return self._gibbs[1], self._gibbs[2]
+
     def transport_cost(self, f, g, eps):
+        if self._gibbs is not None and self._gibbs[0] == eps and not self.lazy:
+            cost = self._gibbs_cost(f, g, eps)
+            if cost is not None:
+                return cost
         # sum_i r_i * cbar_i: row mass times the mean cost of the row's
         # conditional plan, each accurate on its own (no over/underflow)
         xp = self.xp
         s, cbar = self._softmin(g, eps, rows=True, weighted=True)
         r = _zero_nan(xp, xp.exp((f - s) / eps))
         return xp.sum(r * cbar, axis=-1)
+
+    def _gibbs_cost(self, f, g, eps):
+        """``sum u (K*C) v`` with ``u = exp((f - cmin)/eps)``, ``v = exp(g/eps)`` (one matrix
+        product); None unless every product is a normal number (then it is exact to rounding)."""
+        xp = self.xp
+        _, K, cmin, KC = self._gibbs
+        rng = self.cost_range()
+        tiny = float(xp.finfo(K.dtype).smallest_normal)
+        if rng / eps > -0.5 * math.log(tiny):
+            return None
+        u = xp.exp((f - cmin) / eps)  # 0 on masked bins
+        v = xp.exp(g / eps)
+        lo, hi = tiny**0.25, tiny**-0.25
+        uu = xp.where(xp.isfinite(f), u, xp.ones((), dtype=u.dtype))
+        vv = xp.where(xp.isfinite(g), v, xp.ones((), dtype=v.dtype))
+        if not (bool(xp.all((uu >= lo) & (uu <= hi))) and bool(xp.all((vv >= lo) & (vv <= hi)))):
+            return None
+        if KC is None:
+            KC = K * self.C
+            self._gibbs = (eps, K, cmin, KC)
+        return xp.sum(u * _mm(xp, v, xp.matrix_transpose(KC)), axis=-1)
 
     def plan(self, f, g, eps):
         xp = self.xp

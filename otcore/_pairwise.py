@@ -52,7 +52,7 @@ from otcore._validate import (
     check_int,
     check_scalar,
     check_values,
-    mass_rtol,
+    mass_tolerance,
     scan_masses,
 )
 
@@ -63,6 +63,11 @@ METHODS = ("exact", "sinkhorn", "1d", "cdf", "tree")
 # Elements gathered per chunk (rows of A and B together) when chunk_size is None:
 # 2**21 float64 values = 16 MiB per side.
 _CHUNK_ELEMENTS = 2**21
+# Sinkhorn with a progress bar: chunks of total / _SINKHORN_UPDATES pairs (at least
+# _SINKHORN_MIN_CHUNK, so each batched call still amortises its overhead); the bar shows
+# the converged pairs (each pair leaves the batch when it converges).
+_SINKHORN_UPDATES = 50
+_SINKHORN_MIN_CHUNK = 256
 _EXACT_CHUNK = 2048  # the network simplex solves a chunk of pairs in one compiled call
 
 
@@ -277,9 +282,15 @@ def _make_kernel(method, xp, M, reg, tree, kwargs, n, m):
             from otcore._exact import emd2
 
             return lambda a, b: emd2(a, b, M, **kwargs)
-        from otcore._sinkhorn import sinkhorn2
+        from otcore._sinkhorn import sinkhorn
 
-        return lambda a, b: sinkhorn2(a, b, M, reg, **kwargs)
+        def run(a, b):  # counts converged pairs for the progress bar
+            res = sinkhorn(a, b, M, reg, **kwargs)
+            run.converged += res._converged_pairs()
+            return res.cost
+
+        run.converged = 0
+        return run
     if method == "1d":
         from otcore._onedim import wasserstein_1d
 
@@ -402,7 +413,7 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
             )
         M0 = check_cost(M0, xp, shape=(n, m), dtype=dtype)
     if method in ("exact", "sinkhorn", "cdf", "tree"):
-        _check_mass(sa, sb, ("A", "A" if same else "B"), mass_rtol(xp, dtype))
+        _check_mass(sa, sb, ("A", "A" if same else "B"), mass_tolerance(dtype))
 
     if cloud is not None and (n, m) != cloud.shape:
         raise ValueError(
@@ -415,6 +426,8 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
     total = _n_pairs(na, nb, symmetric, diag)
     if chunk_size is None:
         chunk_size = _EXACT_CHUNK if method == "exact" else max(1, _CHUNK_ELEMENTS // (n + m))
+        if method == "sinkhorn" and progress:  # at least ~_SINKHORN_UPDATES moves of the bar
+            chunk_size = min(chunk_size, max(_SINKHORN_MIN_CHUNK, -(-total // _SINKHORN_UPDATES)))
 
     out = np.zeros((na, nb), dtype=np.float32 if dtype == xp.float32 else np.float64)
     bar = _progress_bar(total, progress)
@@ -427,6 +440,8 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
             if symmetric:
                 out[j, i] = vals
             if bar is not None:
+                if method == "sinkhorn":
+                    bar.set_postfix(converged=kernel.converged, refresh=False)
                 bar.update(len(i))
     finally:
         if bar is not None:

@@ -73,6 +73,10 @@ _EPS_SCALING_RATIO = 1000.0
 _EPS_START = 50.0
 _EPS_FACTOR = 4.0
 _STAGE_TOL = 1e-3
+# Largest over-relaxation factor of the adaptive momentum (tolerance mode).
+_OMEGA_MAX = 1.8
+# ... estimated at this error measurement (from the decay since the previous one).
+_OMEGA_START = 5
 
 
 def _dname(xp, dtype) -> str:
@@ -129,6 +133,13 @@ class SinkhornResult:
     _a_pos: Array = field(repr=False)
     _b_pos: Array = field(repr=False)
     _fg: tuple | None = field(default=None, repr=False)  # float32 f, g for float16 results
+    _tol: float = field(default=0.0, repr=False)  # what `converged` means, per pair
+
+    def _converged_pairs(self) -> int:
+        """How many pairs of the batch reached the tolerance (for progress reports)."""
+        err = self.marginal_error
+        xp = namespace(err)
+        return int(xp.sum(xp.astype(err <= self._tol, xp.int64)))
 
     def _cloud_plan(self) -> Array:
         n, m = self._M.shape
@@ -171,7 +182,7 @@ class _Problem:
 
     ``a``, ``b`` (N, n), (N, m) have mass 1 per pair (``b`` is rescaled to
     the mass of ``a``; the mass check accepts totals within
-    :func:`otcore._validate.mass_rtol`); ``scale`` (N,) is the mass of the
+    :func:`otcore._validate.mass_tolerance`); ``scale`` (N,) is the mass of the
     original ``a``: the solution of the original problem is the plan of the
     normalised one times ``scale`` (``f`` shifted by ``reg * log(scale)``).
     Arrays live in ``xp`` (numpy for torch CPU tensors: ``out`` converts back).
@@ -268,6 +279,14 @@ def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn, reg_m=N
     if small:
         a, b, M = (xp.astype(x, xp.float32) for x in (a, b, M))
     cxp, a, b, M, out = _compute_namespace(xp, a, b, M, in_dtype)
+    if method == "auto" and not lazy and is_numpy_namespace(cxp) and a.dtype == np.float32 and M.size:
+        # float32 on the CPU where its scaling kernel would underflow but float64's
+        # would not: the scaling iterates in float64 (same iterates as the log
+        # method, several times faster), results returned in float32
+        ratio = float(M.max() - M.min()) / reg
+        if _SCALING_RATIO["float32"] < ratio <= _SCALING_RATIO["float64"]:
+            a, b, M = (x.astype(np.float64) for x in (a, b, M))
+            method = "scaling"
     a = cxp.reshape(cxp.broadcast_to(a, batch + (n,)), (N, n))
     b = cxp.reshape(cxp.broadcast_to(b, batch + (m,)), (N, m))
     scale = cxp.sum(a, axis=-1)
@@ -365,7 +384,45 @@ def _check_init(xp, init, batch, n, m, scale, reg, dtype, uxp):
 # ---------------------------------------------------------------------------
 
 
-class _ScalingSteps:
+class _Relaxation:
+    """Per-pair over-relaxation for tolerance mode (Thibault et al. 2021; Lehmann et al. 2021).
+
+    After two error measurements ``every`` iterations apart, a pair's update
+    becomes ``x <- x + omega (x_sinkhorn - x)`` (in the log domain; a power
+    of the scalings in the scaling method) with Lehmann's
+    ``omega = 2 / (1 + sqrt(1 - r))``, ``r`` the pair's measured error
+    decay per iteration (at most ``_OMEGA_MAX``), as OTT-JAX's adaptive
+    ``Momentum``. A pair whose error grows falls back to ``omega = 1``.
+    Fixed-iteration mode never relaxes (it is Algorithm 1).
+    """
+
+    omega = None  # (N, 1) or None: plain Sinkhorn
+    prev = None  # the pair's previous error
+    checks = 0
+
+    def observe(self, err, every):
+        xp = self.xp
+        self.checks += 1
+        if self.omega is None and self.prev is not None and self.checks >= _OMEGA_START:
+            r = xp.clip(err / self.prev, 0.0, 0.99) ** (1.0 / every)
+            w = xp.minimum(2.0 / (1.0 + xp.sqrt(1.0 - r)), _OMEGA_MAX)
+            self.omega = xp.where(xp.isfinite(w), w, 1.0)[:, None]
+        elif self.omega is not None:
+            one = xp.ones((), dtype=err.dtype)
+            self.omega = xp.where((err > self.prev)[:, None], one, self.omega)
+        self.prev = err
+
+    def _relax_from(self, other, keep):
+        xp = self.xp
+        if other.prev is not None:
+            self.prev = xp.take(other.prev, keep, axis=0)
+        self.checks = other.checks
+        if other.omega is not None:
+            self.omega = xp.take(other.omega, keep, axis=0)
+        return self
+
+
+class _ScalingSteps(_Relaxation):
     """Scaling (Algorithm 1): ``v = b / (u K)``, ``u = a / (K v)``, ``K = exp(-(C - min C)/reg)``.
 
     A half-step ``first(u)`` gives ``(u, v, uK, Kv)``; its row marginal is
@@ -373,24 +430,21 @@ class _ScalingSteps:
     """
 
     method = "scaling"
+    _buf = None  # numpy: (uK, v, Kv) buffers of this batch size
 
     def __init__(self, prob, reg, K=None, cmin=None, a=None, b=None):
         xp = self.xp = prob.xp
         self.prob, self.reg = prob, reg
         if K is None:
-            C = prob.kernel.C
-            cmin = xp.min(C)
-            K = xp.exp(-(C - cmin) / reg)
-            if is_numpy_namespace(xp):
-                K = np.ascontiguousarray(K)
+            K, cmin = prob.kernel.gibbs(reg)
         self.K, self.KT, self.cmin = K, xp.matrix_transpose(K), cmin
         self.a = prob.a if a is None else a
         self.b = prob.b if b is None else b
 
     def take(self, keep):
         xp = self.xp
-        return _ScalingSteps(self.prob, self.reg, self.K, self.cmin,
-                             xp.take(self.a, keep, axis=0), xp.take(self.b, keep, axis=0))
+        return _ScalingSteps(self.prob, self.reg, self.K, self.cmin, xp.take(self.a, keep, axis=0),
+                             xp.take(self.b, keep, axis=0))._relax_from(self, keep)
 
     def start(self, init):
         xp, (N, n) = self.xp, self.a.shape
@@ -403,12 +457,33 @@ class _ScalingSteps:
 
     def first(self, u):
         xp = self.xp
+        if is_numpy_namespace(xp):  # preallocated buffers, no temporaries
+            if self._buf is None:
+                N, n, m = u.shape[0], u.shape[1], self.b.shape[1]
+                self._buf = tuple(np.empty(s, dtype=u.dtype) for s in ((N, m), (N, m), (N, n)))
+            uK, v, Kv = self._buf
+            if u.shape[0] == 1:  # one pair: BLAS gemv, several times faster than (1, n) @ (n, m)
+                np.matmul(u[0], self.K, out=uK[0])
+                np.divide(self.b, uK, out=v)
+                np.matmul(self.K, v[0], out=Kv[0])
+            else:
+                np.matmul(u, self.K, out=uK)
+                np.divide(self.b, uK, out=v)
+                np.matmul(v, self.KT, out=Kv)
+            return u, v, uK, Kv
         uK = _mm(xp, u, self.K)
         v = self.b / uK
         return u, v, uK, _mm(xp, v, self.KT)
 
     def second(self, mid):
-        return self.a / mid[3]
+        if self.omega is None and is_numpy_namespace(self.xp) and mid[0] is not self.a:
+            return np.divide(self.a, mid[3], out=mid[0])  # u is consumed: update in place
+        u = self.a / mid[3]
+        if self.omega is None:
+            return u
+        xp = self.xp
+        r = u * (mid[0] / u) ** (1.0 - self.omega)  # u_old^(1-w) u^w
+        return xp.where(self.a > 0, r, xp.zeros((), dtype=u.dtype))
 
     def error(self, mid):
         u, _, _, Kv = mid
@@ -418,8 +493,13 @@ class _ScalingSteps:
         """``(f, g, certified)``; zero-mass bins get the c-transforms ``-reg log(K v)``, ``-reg log(u K)``."""
         xp, reg = self.xp, self.reg
         u, v, uK, Kv = mid
-        f = xp.where(self.a > 0, reg * xp.log(u), -reg * xp.log(Kv)) + self.cmin
-        g = xp.where(self.b > 0, reg * xp.log(v), -reg * xp.log(uK))
+        f = reg * xp.log(u) + self.cmin
+        g = reg * xp.log(v)
+        lazy = self.prob.lazy
+        if lazy or not bool(xp.all(self.a > 0)):
+            f = xp.where(self.a > 0, f, self.cmin - reg * xp.log(Kv))
+        if lazy or not bool(xp.all(self.b > 0)):
+            g = xp.where(self.b > 0, g, -reg * xp.log(uK))
         # u K v equals exp((f + g - C)/reg) to rounding when no product can be
         # subnormal: kernel entries >= exp(-ratio), scalings within tiny**(-+1/4)
         rng = self.prob.kernel.cost_range()
@@ -433,7 +513,7 @@ class _ScalingSteps:
         return f, g, ok
 
 
-class _LogSteps:
+class _LogSteps(_Relaxation):
     """Log-domain Sinkhorn over a kernel object (any :class:`otcore._kernels.Kernel`)::
 
         g = reg log b + softmin_cols(f~)      (column marginals exact)
@@ -465,8 +545,8 @@ class _LogSteps:
     def take(self, keep):
         xp = self.xp
         k = getattr(self.kernel, "take", None)
-        return _LogSteps(self.prob, self.reg, k(keep) if k else self.kernel,
-                         xp.take(self.a, keep, axis=0), xp.take(self.b, keep, axis=0))
+        return _LogSteps(self.prob, self.reg, k(keep) if k else self.kernel, xp.take(self.a, keep, axis=0),
+                         xp.take(self.b, keep, axis=0))._relax_from(self, keep)
 
     def start(self, init):
         xp, (N, n) = self.xp, self.a.shape
@@ -488,7 +568,8 @@ class _LogSteps:
         return fm, g, fnext
 
     def second(self, mid):
-        return self.xp.where(self.a > 0, mid[2], self.ninf)
+        f = mid[2] if self.omega is None else mid[0] + self.omega * (mid[2] - mid[0])
+        return self.xp.where(self.a > 0, f, self.ninf)
 
     def error(self, mid):
         xp = self.xp
@@ -515,7 +596,7 @@ def _mm(xp, X, K):
 # ---------------------------------------------------------------------------
 
 
-def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY):
+def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY, relax=True):
     """Iterate ``steps`` from ``state``: ``n_iter`` times, or until every pair reaches ``tol``.
 
     Returns ``(f, g, err, n_done, certified)`` over all pairs in their
@@ -539,6 +620,8 @@ def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY):
         if tol is not None and it % every == 0:
             err = steps.error(mid)
             leave = ~to_host((err > tol) & xp.isfinite(err))
+            if relax:
+                steps.observe(err, every)
             if leave.any():
                 done.append((idx[leave], *_pick(xp, steps, mid, err, leave)))
                 if leave.all():
@@ -691,7 +774,7 @@ def _finalize(prob, f, g, err, n_iter, method) -> SinkhornResult:
         cost=out(cost), reg_cost=out(reg_cost), f=res_f, g=res_g, grad=out(grad, (n,)),
         n_iter=int(n_iter), converged=converged, marginal_error=out(err), method=method, reg=reg,
         _M=prob.M, _a_pos=out(xp.astype(a_pos, f.dtype), (n,)), _b_pos=out(xp.astype(b_pos, f.dtype), (m,)),
-        _fg=fg,
+        _fg=fg, _tol=prob.conv_tol,
     )
 
 
@@ -776,7 +859,7 @@ def sinkhorn(
         or ``[]``: uniform, as in POT.
     b : array (..., m)
         Target histograms, same total mass as ``a`` (within
-        :func:`otcore._validate.mass_rtol`; ``b`` is rescaled to the mass of
+        :func:`otcore._validate.mass_tolerance`; ``b`` is rescaled to the mass of
         ``a``); batch shapes broadcast (e.g. one ``a`` (n,) against N ``b``
         (N, m)).
     M : array (n, m) or PointCloud

@@ -43,12 +43,18 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without jax only
     raise ImportError("otcore.jax needs JAX; install it with `pip install 'otcore[jax]'`") from exc
 
+from functools import partial
+
 import numpy as np
 
 from otcore._adapters import (
     REDUCTIONS,
+    SPECS,
     VALUES,
     check_bins,
+    check_devices,
+    compute_dtype,
+    match_half_masses,
     check_cost_shape,
     check_masses,
     check_pair_shapes,
@@ -57,6 +63,7 @@ from otcore._adapters import (
     reduce,
     renamed_errors,
 )
+from otcore._losses import SINKHORN_GRADS, sinkhorn_method
 from otcore._validate import check_choice, check_int, check_scalar
 
 __all__ = [
@@ -82,20 +89,43 @@ def _check_array(x, name: str):
     return x
 
 
+def _device_of(x):
+    """The device of a concrete ``jax.Array`` (None for tracers and non-JAX input)."""
+    if not isinstance(x, jax.Array) or isinstance(x, jax.core.Tracer):
+        return None
+    devs = x.devices()
+    return next(iter(devs)) if len(devs) == 1 else frozenset(devs)
+
+
+_MOVE = "e.g. jax.device_put({name}, {first}.device)"
+
+
 def _check_pair(pred, target, *, square: bool = True):
-    """Type, dtype, shape and (eager only) value checks on pred/target; target cast to pred's dtype."""
+    """Type, dtype, shape and device checks on pred/target; target cast to pred's dtype.
+
+    float16/bfloat16 are upcast to float32 (``target``'s masses matched to
+    ``pred``'s at half precision); the caller casts the loss back to
+    ``out_dtype``. Returns ``(pred, target, out_dtype)``.
+    """
+    check_devices(_device_of, _MOVE, pred=pred, target=target)
     pred = _check_array(pred, "pred")
     target = _check_array(target, "target")
     check_pair_shapes(pred, target, square=square)
-    if target.dtype != pred.dtype:
-        target = target.astype(pred.dtype)
-    check_masses(pred, "pred")
+    check_masses(pred, "pred")  # eager only (inside the custom_vjp even eager values are traced)
     check_masses(target, "target")
-    return pred, target
+    out_dtype = pred.dtype
+    if compute_dtype(pred.dtype) is not None or compute_dtype(target.dtype) is not None:
+        pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
+        target = match_half_masses(pred, target, jnp)
+    elif target.dtype != pred.dtype:
+        target = target.astype(pred.dtype)
+    return pred, target, out_dtype
 
 
 def _as_cost(M, pred, target):
-    """M as an array of pred's dtype, of shape (pred bins, target bins)."""
+    """M as an array of pred's dtype, of shape (pred bins, target bins); a jax.Array elsewhere raises."""
+    if isinstance(M, jax.Array):
+        check_devices(_device_of, _MOVE, pred=pred, M=M)
     try:
         M = jnp.asarray(M, dtype=pred.dtype)
     except Exception as exc:
@@ -104,74 +134,96 @@ def _as_cost(M, pred, target):
     return M
 
 
-def _center(x):
-    return x - jnp.mean(x, axis=-1, keepdims=True)
+# --------------------------------------------------------------------------- the one custom_vjp
+def _perturbed(x) -> bool:
+    return bool(getattr(x, "perturbed", False))
 
 
-def _zeros(tree):
-    return jax.tree_util.tree_map(jnp.zeros_like, tree)
+def _value(x):
+    return getattr(x, "value", x)
+
+
+def _host_call(spec, static, a, b, third, need):
+    """``spec.call`` on the host through ``jax.pure_callback`` (the exact LP): works under jit; vmap sequential."""
+    batch = a.shape[:-1]
+    shapes = [jax.ShapeDtypeStruct(batch, a.dtype)]
+    tails = (a.shape[-1:], b.shape[-1:], () if third is None else third.shape)
+    shapes += [jax.ShapeDtypeStruct(batch + t, a.dtype) for t, w in zip(tails, need) if w]
+
+    def host(a, b, third):
+        third = None if third is None else np.asarray(third)
+        value, grads = spec.call(np.asarray(a), np.asarray(b), third, need, static)
+        return [np.asarray(value, dtype=a.dtype)] + [np.asarray(g, dtype=a.dtype) for g in grads if g is not None]
+
+    out = jax.pure_callback(host, shapes, a, b, third, vmap_method="sequential")
+    it = iter(out[1:])
+    return out[0], tuple(next(it) if w else None for w in need)
+
+
+def _run(spec, static, a, b, third, need):
+    if spec.host:
+        return _host_call(spec, static, a, b, third, need)
+    return spec.call(a, b, third, need, static)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _loss(spec, static, pred, target, third):
+    """Any loss of ``otcore._adapters.SPECS``: per-sample values (batch shape)."""
+    return _run(spec, static, pred, target, third, (False, False, False))[0]
+
+
+def _loss_fwd(spec, static, pred, target, third):
+    # symbolic zeros: the core computes only the gradients of the perturbed inputs
+    need = (_perturbed(pred), _perturbed(target), _perturbed(third))
+    value, grads = _run(spec, static, _value(pred), _value(target), _value(third), need)
+    return value, grads
+
+
+def _loss_bwd(spec, static, grads, gout):
+    d_a, d_b, d_t = grads
+    g = jnp.expand_dims(gout, -1)
+    return (
+        None if d_a is None else g * d_a,
+        None if d_b is None else g * d_b,
+        None if d_t is None else jnp.tensordot(gout, d_t, axes=gout.ndim),
+    )
+
+
+_loss.defvjp(_loss_fwd, _loss_bwd, symbolic_zeros=True)
+
+
+def _apply(name, pred, target, third, static, reduction, out_dtype):
+    """Run ``SPECS[name]`` through the one custom_vjp, reduce, cast back to ``out_dtype`` (halves)."""
+    loss = reduce(_loss(SPECS[name], _Static(static), pred, target, third), reduction)
+    return loss if loss.dtype == out_dtype else loss.astype(out_dtype)
+
+
+class _Static(dict):
+    """The static keyword arguments of a spec, hashable by identity (a nondiff argument of the custom_vjp)."""
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
 
 
 # --------------------------------------------------------------------------- Sinkhorn
-def _sinkhorn_run(pred, target, M, reg, n_iter, tol, method="auto"):
-    from otcore._sinkhorn import sinkhorn
-
-    with renamed_errors("sinkhorn_loss"):
-        return sinkhorn(pred, target, M, reg, n_iter=n_iter, tol=tol, method=method)
-
-
-def _static_method(M, reg) -> str:
-    """The core's ``method="auto"`` choice, made here while ``M`` is still concrete.
-
-    Inside ``jit`` the core cannot read the cost and must take the log method;
-    a concrete ``M`` (a constant closed over, or any call outside ``jit``)
-    lets the scaling method run when it cannot overflow (same rule as
-    ``"auto"``), which under ``jit`` is about 2x faster per step.
-    """
-    if isinstance(M, jax.core.Tracer):
-        return "auto"
-    from otcore._sinkhorn import _choose_method
-
-    Mh = np.asarray(M)
-    if Mh.size == 0 or not np.all(np.isfinite(Mh)) or Mh.dtype not in (np.float32, np.float64):
-        return "auto"
-    return _choose_method("auto", float(Mh.max() - Mh.min()), reg, Mh.dtype.name)
-
-
-def _sinkhorn_value(res, value):
-    return res.cost if value == "sinkhorn" else res.reg_cost
-
-
-def _make_sinkhorn(reg, n_iter, tol, value, method="auto"):
-    @jax.custom_vjp
-    def fn(pred, target, M):
-        return _sinkhorn_value(_sinkhorn_run(pred, target, M, reg, n_iter, tol, method), value)
-
-    def fwd(pred, target, M):
-        res = _sinkhorn_run(pred, target, M, reg, n_iter, tol, method)
-        return _sinkhorn_value(res, value), (res.grad, _center(res.g), M)
-
-    def bwd(resid, gout):
-        ga, gb, M = resid
-        gout = jnp.expand_dims(gout, -1)
-        return gout * ga, gout * gb, jnp.zeros_like(M)
-
-    fn.defvjp(fwd, bwd)
-    return fn
-
-
-def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean"):
+def sinkhorn_loss(
+    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner"
+):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn), JAX.
 
     Same contract as :func:`otcore.torch.sinkhorn_loss`: fixed ``n_iter``
     Sinkhorn iterations (``tol=None``, the only mode usable under
-    ``jax.jit``), Frogner's gradient :math:`\varepsilon(\log u -
-    \overline{\log u})` for ``pred`` and the centred potential
-    :math:`g - \bar g` for ``target``. ``value="regularized"`` returns
-    :math:`\mathrm{OT}_\varepsilon` (whose exact gradient this is, at
-    convergence); ``"sinkhorn"`` (default) the Sinkhorn distance
-    :math:`\langle P, M\rangle`, for which the gradient is Frogner's
-    surrogate.
+    ``jax.jit``). ``value="sinkhorn"`` (default) returns the Sinkhorn
+    distance :math:`\langle P, M\rangle`; ``pred`` and ``target`` get Frogner
+    et al.'s (2015) gradient (that of :math:`\mathrm{OT}_\varepsilon`, a
+    surrogate) with ``grad="frogner"`` (default), or the exact gradient of
+    the fixed point with ``grad="implicit"``; ``M`` always gets the exact
+    one. ``value="regularized"`` returns :math:`\mathrm{OT}_\varepsilon`,
+    whose gradients (:math:`f - \bar f`, :math:`g - \bar g`, the plan) are
+    exact at convergence. Only the gradients of the inputs being
+    differentiated are computed (``custom_vjp`` with symbolic zeros).
 
     ``reg`` and ``n_iter`` must be Python numbers (static under ``jit``).
     Works under ``jax.jit`` and ``jax.vmap``.
@@ -179,12 +231,14 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     Parameters
     ----------
     pred, target : jax.Array, shape (N, n) and (N, m) (or (n,), (m,))
-        Floating histograms; ``target`` is cast to ``pred``'s dtype.
+        Floating histograms; ``target`` is cast to ``pred``'s dtype;
+        float16/bfloat16 are computed in float32 and the loss cast back.
     M : array_like, shape (n, m)
-        Ground cost (cast to ``pred``'s dtype; receives a zero gradient).
+        Ground cost (cast to ``pred``'s dtype; a ``jax.Array`` on another
+        device raises). Differentiable, e.g. ``otcore.cost_matrix(x, y)``.
     reg : float
         Entropic regularisation :math:`\varepsilon > 0`.
-    n_iter, tol, value, reduction
+    n_iter, tol, value, reduction, grad
         As in :func:`otcore.torch.sinkhorn_loss`.
 
     Returns
@@ -204,69 +258,26 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     """
     check_choice("value", value, VALUES)
     check_choice("reduction", reduction, REDUCTIONS)
+    check_choice("grad", grad, SINKHORN_GRADS)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
-    pred, target = _check_pair(pred, target, square=False)
+    pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    method = _static_method(M, reg)
-    loss = _make_sinkhorn(reg, n_iter, tol, value, method)(pred, target, M)
-    return reduce(loss, reduction)
+    # the core's "auto" choice made while M is still concrete (inside the custom_vjp it is traced)
+    method = sinkhorn_method(M, reg)
+    static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": method}
+    return _apply("sinkhorn_loss", pred, target, M, static, reduction, out_dtype)
 
 
 # --------------------------------------------------------------------------- exact EMD
-def _emd_host(pred, target, M):
-    """Host side of the exact loss: numpy in, (cost, f - mean f, g - mean g) out."""
-    from otcore._exact import emd
-
-    pred, target, M = np.asarray(pred), np.asarray(target), np.asarray(M)
-    with renamed_errors("emd_loss"):
-        res = emd(pred, target, M)
-    cost = np.asarray(res.cost, dtype=pred.dtype)
-    f = np.asarray(res.f, dtype=pred.dtype)
-    g = np.asarray(res.g, dtype=pred.dtype)
-    return (
-        cost,
-        f - f.mean(axis=-1, keepdims=True),
-        g - g.mean(axis=-1, keepdims=True),
-    )
-
-
-def _emd_call(pred, target, M):
-    batch = jnp.broadcast_shapes(pred.shape[:-1], target.shape[:-1])
-    shapes = (
-        jax.ShapeDtypeStruct(batch, pred.dtype),
-        jax.ShapeDtypeStruct(batch + pred.shape[-1:], pred.dtype),
-        jax.ShapeDtypeStruct(batch + target.shape[-1:], pred.dtype),
-    )
-    return jax.pure_callback(_emd_host, shapes, pred, target, M, vmap_method="sequential")
-
-
-@jax.custom_vjp
-def _emd(pred, target, M):
-    return _emd_call(pred, target, M)[0]
-
-
-def _emd_fwd(pred, target, M):
-    cost, f, g = _emd_call(pred, target, M)
-    return cost, (f, g, M)
-
-
-def _emd_bwd(resid, gout):
-    f, g, M = resid
-    gout = jnp.expand_dims(gout, -1)
-    return gout * f, gout * g, jnp.zeros_like(M)
-
-
-_emd.defvjp(_emd_fwd, _emd_bwd)
-
-
 def emd_loss(pred, target, M, *, reduction="mean"):
     r"""Exact earth mover's distance loss, JAX (LP on the host via ``jax.pure_callback``).
 
-    Gradients: the centred dual potentials :math:`f - \bar f` (``pred``) and
-    :math:`g - \bar g` (``target``). Usable under ``jax.jit``; under
-    ``jax.vmap`` the host solver runs once per mapped element.
+    Gradients: the centred dual potentials :math:`f - \bar f` (``pred``),
+    :math:`g - \bar g` (``target``) and the optimal plan (``M``), as POT's
+    ``ot.emd2``. Usable under ``jax.jit``; under ``jax.vmap`` the host
+    solver runs once per mapped element.
 
     Parameters
     ----------
@@ -288,36 +299,12 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     0.75
     """
     check_choice("reduction", reduction, REDUCTIONS)
-    pred, target = _check_pair(pred, target, square=False)
+    pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    return reduce(_emd(pred, target, M), reduction)
+    return _apply("emd_loss", pred, target, M, {}, reduction, out_dtype)
 
 
 # --------------------------------------------------------------------------- closed forms
-def _make_grad_loss(value_fn, grad_fn, where):
-    """custom_vjp loss(pred, target, aux) with closed-form grads; aux gets zero cotangents."""
-
-    @jax.custom_vjp
-    def fn(pred, target, aux):
-        with renamed_errors(where):
-            return value_fn(pred, target, aux)
-
-    def fwd(pred, target, aux):
-        with renamed_errors(where):
-            loss = value_fn(pred, target, aux)
-            ga = grad_fn(pred, target, aux)
-            gb = grad_fn(target, pred, aux)
-        return loss, (ga, gb, aux)
-
-    def bwd(resid, gout):
-        ga, gb, aux = resid
-        gout = jnp.expand_dims(gout, -1)
-        return gout * ga, gout * gb, _zeros(aux)
-
-    fn.defvjp(fwd, bwd)
-    return fn
-
-
 def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     r"""EMD on a line through CDFs (``rho=2``: the squared EMD), JAX.
 
@@ -346,22 +333,15 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     >>> print(f"{float(cdf_emd_loss(p, t)):.2f} {float(cdf_emd_loss(p, t, rho=2)):.2f}")
     1.50 1.25
     """
-    from otcore._onedim import cdf_emd, cdf_emd_grad
-
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
-    pred, target = _check_pair(pred, target)
-    # an array of gaps is the custom_vjp's third input (zero cotangent); None or a number stays static
-    aux = None if spacing is None or isinstance(spacing, (int, float)) else jnp.asarray(spacing, pred.dtype)
-
-    def value_fn(a, b, aux):
-        return cdf_emd(a, b, rho=rho, spacing=spacing if aux is None else aux)
-
-    def grad_fn(a, b, aux):
-        return cdf_emd_grad(a, b, rho=rho, spacing=spacing if aux is None else aux)
-
-    loss = _make_grad_loss(value_fn, grad_fn, "cdf_emd_loss")(pred, target, aux)
-    return reduce(loss, reduction)
+    pred, target, out_dtype = _check_pair(pred, target)
+    # an array of gaps is the custom_vjp's third input (differentiating it raises); None or a number stays static
+    if spacing is None or isinstance(spacing, (int, float)):
+        third, static = None, {"rho": rho, "spacing": spacing}
+    else:
+        third, static = jnp.asarray(spacing, pred.dtype), {"rho": rho}
+    return _apply("cdf_emd_loss", pred, target, third, static, reduction, out_dtype)
 
 
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
@@ -393,20 +373,11 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     >>> print(f"{float(tree_emd_loss(p, t, [-1, 0, 0])):.2f}")
     2.00
     """
-    from otcore._tree import tree_emd, tree_emd_grad
-
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
-    pred, target = _check_pair(pred, target)
-
-    def value_fn(a, b, aux):
-        return tree_emd(a, b, parent, weight, rho=rho)
-
-    def grad_fn(a, b, aux):
-        return tree_emd_grad(a, b, parent, weight, rho=rho)
-
-    loss = _make_grad_loss(value_fn, grad_fn, "tree_emd_loss")(pred, target, None)
-    return reduce(loss, reduction)
+    pred, target, out_dtype = _check_pair(pred, target)
+    static = {"parent": parent, "weight": weight, "rho": rho}
+    return _apply("tree_emd_loss", pred, target, None, static, reduction, out_dtype)
 
 
 def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p=1, reduction="mean"):
@@ -441,9 +412,15 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     from otcore._onedim import wasserstein_1d
 
     check_choice("reduction", reduction, REDUCTIONS)
+    check_devices(_device_of, _MOVE, u_values=u_values, v_values=v_values, u_weights=u_weights, v_weights=v_weights)
     u_values, v_values, u_weights, v_weights = check_samples(
         u_values, v_values, u_weights, v_weights, _check_array
     )
+    out_dtype = u_values.dtype
+    if compute_dtype(out_dtype) is not None:
+        u_values, v_values = u_values.astype(jnp.float32), v_values.astype(jnp.float32)
+        u_weights, v_weights = (None if w is None else w.astype(jnp.float32) for w in (u_weights, v_weights))
     with renamed_errors("wasserstein_1d_loss", "u/v as named"):
         loss = wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p)
-    return reduce(loss, reduction)
+    loss = reduce(loss, reduction)
+    return loss if loss.dtype == out_dtype else loss.astype(out_dtype)

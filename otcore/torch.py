@@ -8,28 +8,38 @@ per-sample losses (``reduction="none"``). Each is a
 tensors' own memory, never a copy -- CUDA tensors through array-api-compat,
 CPU tensors as zero-copy numpy views (``Tensor.numpy()``, the core's
 lowest-overhead path; results come back with ``torch.from_numpy``) -- except
-:func:`emd_loss`, whose linear program runs on the host by design. The
-backward multiplies a closed-form gradient, computed in the forward, by
-``grad_output``:
+:func:`emd_loss`, whose linear program runs on the host by design.
 
-================================  ==========================================
-loss                              gradient used in the backward
-================================  ==========================================
-:func:`sinkhorn_loss`             Frogner et al.'s
-                                  :math:`\varepsilon(\log u - \overline{\log u})`
-                                  (``SinkhornResult.grad``)
-:func:`emd_loss`                  dual potentials :math:`f - \bar f`,
+Every loss but :func:`wasserstein_1d_loss` is one entry of the table
+``otcore._adapters.SPECS`` run through one ``autograd.Function``: the
+forward asks the core (:mod:`otcore._losses`) for the value and the
+gradients of the inputs that require one; the backward multiplies them by
+``grad_output``. No maths lives here.
+
+================================  ==================================  =======================
+loss                              pred / target                       cost ``M``
+================================  ==================================  =======================
+:func:`sinkhorn_loss`             Frogner et al. (default) or exact   exact (implicit / plan)
+                                  (``grad="implicit"``)
+:func:`emd_loss`                  centred duals :math:`f - \bar f`,   optimal plan
                                   :math:`g - \bar g`
-:func:`cdf_emd_loss`              ``otcore.cdf_emd_grad``
-:func:`tree_emd_loss`             ``otcore.tree_emd_grad``
-:func:`wasserstein_1d_loss`       autograd through the sorted-sample
+:func:`cdf_emd_loss`              ``otcore.cdf_emd_grad``             (no ``M``; ``spacing``
+                                                                      tensor: raises)
+:func:`tree_emd_loss`             ``otcore.tree_emd_grad``            (no ``M``; ``weight``
+                                                                      tensor: raises)
+:func:`wasserstein_1d_loss`       autograd through the sorted-sample  positions and weights
                                   (quantile) closed form
-================================  ==========================================
+================================  ==================================  =======================
 
 All gradients with respect to histograms are centred (they sum to zero over
 the bins): a histogram lives on the simplex, where the gradient is defined up
 to a constant; compose with a softmax (as a classifier does) and the constant
 drops out.
+
+dtype and device (the same contract as :mod:`otcore.jax`): float16 and
+bfloat16 inputs are computed in float32 and the loss is cast back to the
+input dtype (masses are compared at half precision); inputs on different
+devices raise ``ValueError``.
 
 Importing :mod:`otcore` never imports torch; this module does.
 
@@ -61,8 +71,12 @@ import numpy as np
 
 from otcore._adapters import (
     REDUCTIONS,
+    SPECS,
     VALUES,
     check_bins,
+    check_devices,
+    compute_dtype,
+    match_half_masses,
     check_cost_shape,
     check_masses,
     check_pair_shapes,
@@ -72,6 +86,7 @@ from otcore._adapters import (
     renamed_errors,
 )
 from otcore._array import size
+from otcore._losses import SINKHORN_GRADS
 from otcore._validate import check_choice, check_int, check_scalar, check_values
 
 __all__ = [
@@ -86,25 +101,22 @@ __all__ = [
 
 # --------------------------------------------------------------------------- checks
 def _check_tensor(x, name: str):
-    """``x`` is a float32/float64 tensor with a non-empty bins axis; returned as is."""
+    """``x`` is a floating tensor with a non-empty bins axis; returned as is."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise not_floating(
             name, x.dtype, one_hot="torch.nn.functional.one_hot(labels, K).to(pred.dtype)", cast=f"{name}.double()"
         )
-    if x.dtype not in (torch.float32, torch.float64):
-        raise ValueError(
-            f"{name} has dtype {x.dtype}; the losses run in float32 or float64, "
-            f"cast it first, e.g. {name}.float()"
-        )
     check_bins(x, name)
     return x
 
 
-def _check_masses(x, name: str) -> None:
-    """NaN/inf or negative masses raise (CPU: on the zero-copy numpy view; one host sync on a GPU)."""
-    check_masses(_to_core(x), name)
+def _device_of(x):
+    return x.device if isinstance(x, torch.Tensor) else None
+
+
+_MOVE = "e.g. {name}.to({first}.device)"
 
 
 # CPU tensors are handed to the core as zero-copy numpy views (``Tensor.numpy()``
@@ -135,26 +147,36 @@ def _from_core(x):
     return torch.from_numpy(np.asarray(x))
 
 
-def _check_pair(pred, target, *, square: bool = True, values: bool = True):
-    """Type, dtype, shape and (``values``) value checks on pred/target; target cast to pred's dtype."""
+def _half(x) -> bool:
+    return compute_dtype(x.dtype) is not None
+
+
+def _check_pair(pred, target, *, square: bool = True):
+    """Type, dtype, shape and device checks on pred/target; target cast to pred's dtype.
+
+    float16/bfloat16 ``pred`` is upcast to float32 (with ``target``, whose
+    masses are matched to ``pred``'s at half precision); the caller casts the
+    loss back to ``out_dtype``. Returns ``(pred, target, out_dtype)``.
+    """
     _check_tensor(pred, "pred")
     _check_tensor(target, "target")
     check_pair_shapes(pred, target, square=square)
-    if target.device != pred.device:
-        raise ValueError(f"target is on {target.device} but pred is on {pred.device}; move one of them")
-    if target.dtype != pred.dtype:
+    check_devices(_device_of, _MOVE, pred=pred, target=target)
+    out_dtype = pred.dtype
+    if _half(pred) or _half(target):
+        pred, target = pred.float(), target.float()
+        target = match_half_masses(pred, target, _xp)
+    elif target.dtype != pred.dtype:
         target = target.to(pred.dtype)
-    if values:
-        _check_masses(pred, "pred")
-        _check_masses(target, "target")
-    return pred, target
+    return pred, target, out_dtype
 
 
 def _as_cost(M, pred, target):
-    """M as a tensor of pred's dtype and device, of shape (pred bins, target bins)."""
+    """M as a tensor of pred's dtype on pred's device, of shape (pred bins, target bins)."""
     if isinstance(M, torch.Tensor):
-        if M.dtype != pred.dtype or M.device != pred.device:
-            M = M.to(device=pred.device, dtype=pred.dtype)
+        check_devices(_device_of, _MOVE, pred=pred, M=M)
+        if M.dtype != pred.dtype:
+            M = M.to(pred.dtype)
     else:
         try:
             M = torch.as_tensor(M, dtype=pred.dtype, device=pred.device)
@@ -164,21 +186,6 @@ def _as_cost(M, pred, target):
     return M
 
 
-def _needs_grad(*xs) -> bool:
-    return torch.is_grad_enabled() and any(x.requires_grad for x in xs)
-
-
-def _center(x):
-    return x - x.mean(dim=-1, keepdim=True)
-
-
-def _scale(gout, grad, needed: bool):
-    if not needed or grad is None:
-        return None
-    return gout.unsqueeze(-1) * grad
-
-
-# --------------------------------------------------------------------------- Sinkhorn
 def _reduce_core(loss, reduction: str):
     """Reduce a core result (numpy array or tensor) as a torch loss would."""
     if reduction != "none" and isinstance(loss, np.ndarray):  # ndarray.sum: far cheaper than np.mean
@@ -187,87 +194,109 @@ def _reduce_core(loss, reduction: str):
     return reduce(loss, reduction, _xp)
 
 
-class _SinkhornFn(torch.autograd.Function):
-    """Sinkhorn loss with the reduction fused in (one autograd node).
+# --------------------------------------------------------------------------- the one Function
+class _LossFn(torch.autograd.Function):
+    """Any loss of ``otcore._adapters.SPECS``, its reduction fused in (one autograd node).
 
-    The forward saves only what the backward needs: Frogner's gradient,
-    already divided by the batch size for ``reduction="mean"``, and the
-    centred ``g`` when ``target`` needs a gradient.
+    The forward asks the core for the value and only the gradients whose
+    inputs require one (``ctx.needs_input_grad``); the backward multiplies
+    them by the incoming gradient (contracting the batch for the shared
+    third input, e.g. the cost ``M``).
     """
 
     @staticmethod
-    def forward(ctx, pred, target, opts):
-        # the non-tensor arguments travel as one tuple (each argument of
-        # ``apply`` costs time in the forward and the backward); M gets no
-        # gradient, so it is not an input of the graph
-        M, reg, n_iter, tol, value, want_b, reduction, deferred = opts
-        from otcore._sinkhorn import sinkhorn
-
+    def forward(ctx, run, pred, target, third):
+        # ``run``: (spec, static kwargs, reduction) in one tuple (each argument
+        # of ``apply`` costs time in the forward and the backward)
+        spec, static, reduction = run
+        need = ctx.needs_input_grad[1:4]
         try:
-            res = sinkhorn(_to_core(pred), _to_core(target), _to_core(M), reg, n_iter=n_iter, tol=tol)
-        except ValueError as exc:
-            if deferred:  # the adapter's own messages for NaN/negative masses first
-                _check_masses(pred, "pred")
-                _check_masses(target, "target")
-            raise ValueError(f"sinkhorn_loss: {exc} [a = pred, b = target]") from exc
-        loss = res.cost if value == "sinkhorn" else res.reg_cost
-        ga, gb = res.grad, (res.g if want_b else None)
-        scale = 1.0 / size(loss) if reduction == "mean" else 1.0
-        if gb is not None:
-            gb = _center(_from_core(gb))
-            if scale != 1.0:
-                gb = gb * scale
-        if scale != 1.0:
-            if isinstance(ga, np.ndarray):
-                np.multiply(ga, scale, out=ga)  # the result's own fresh array
-            else:
-                ga = ga * scale
+            value, grads = spec.call(_to_core(pred), _to_core(target), _to_core(third), need, static)
+        except ValueError:
+            # the core checks values (NaN, negative masses) on every eager call;
+            # the adapter's own messages, naming pred/target, come first
+            check_masses(_to_core(pred), "pred")
+            check_masses(_to_core(target), "target")
+            raise
+        batch = tuple(pred.shape[:-1])
+        ctx.scale = 1.0 / max(size(value), 1) if reduction == "mean" else 1.0
         ctx.reduced = reduction != "none"
-        ctx.save_for_backward(_from_core(ga), gb)
-        return _from_core(_reduce_core(loss, reduction))
+        d_a, d_b, d_t = grads
+        if d_t is not None and ctx.reduced and batch:  # shared input: sum the batch now
+            d_t = _from_core(d_t).sum(dim=tuple(range(len(batch))))
+        ctx.save_for_backward(_from_core(d_a), _from_core(d_b), _from_core(d_t))
+        return _from_core(_reduce_core(value, reduction))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gout):
-        ga, gb = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        if not ctx.reduced:
-            gout = gout.unsqueeze(-1)
-        da = gout * ga if need[0] else None
-        db = gout * gb if (need[1] and gb is not None) else None
-        return da, db, None
+        d_a, d_b, d_t = ctx.saved_tensors
+        if ctx.reduced:
+            g = gout * ctx.scale if ctx.scale != 1.0 else gout
+            ga = gb = gt = g
+        else:
+            ga = gb = gout.unsqueeze(-1)
+            gt = None
+        out_a = ga * d_a if d_a is not None else None
+        out_b = gb * d_b if d_b is not None else None
+        if d_t is None:
+            out_t = None
+        elif gt is not None:
+            out_t = gt * d_t
+        else:  # per-sample losses: contract the batch of the shared input
+            out_t = torch.tensordot(gout, d_t, dims=gout.ndim)
+        return None, out_a, out_b, out_t
 
 
-def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean"):
+def _apply(name, pred, target, third, static, reduction, out_dtype):
+    """Run ``SPECS[name]`` through the one Function; the loss cast back to ``out_dtype`` (halves)."""
+    loss = _LossFn.apply((SPECS[name], static, reduction), pred, target, third)
+    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
+
+
+def _check_no_grad(x, name: str, why: str) -> None:
+    if isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"{name} requires grad, but {why}; pass {name}.detach()")
+
+
+# --------------------------------------------------------------------------- Sinkhorn
+def sinkhorn_loss(
+    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner"
+):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn).
 
     Runs :func:`otcore.sinkhorn` on the tensors (CPU or CUDA, no host
-    copy) and back-propagates Frogner et al.'s closed-form gradient
-    :math:`\nabla_a = \varepsilon(\log u - \overline{\log u})`.
+    copy); the backward uses the gradients computed by
+    :func:`otcore._losses.sinkhorn_loss_grads` (see Notes).
 
     Parameters
     ----------
     pred, target : torch.Tensor, shape (N, n) and (N, m) (or (n,), (m,))
         Histograms (non-negative, equal total mass per row), e.g. softmax
         outputs and one-hot or soft labels. ``target`` is cast to ``pred``'s
-        dtype.
+        dtype; float16/bfloat16 are computed in float32 and the loss is cast
+        back.
     M : torch.Tensor or array_like, shape (n, m)
-        Ground cost; moved to ``pred``'s device and dtype.
+        Ground cost, on ``pred``'s device (a tensor elsewhere raises); cast
+        to ``pred``'s dtype. Differentiable: ``M`` may require grad (e.g.
+        ``otcore.cost_matrix(x, y)`` of points ``x`` that require grad).
     reg : float
         Entropic regularisation :math:`\varepsilon > 0` (:math:`1/\lambda` in
         the notation of Frogner et al. and Dhariwal & Inala, where
         :math:`K = e^{-\lambda M}`), in the units of ``M``.
     n_iter : int, default 50
-        Sinkhorn iterations (fixed count when ``tol`` is None, as in the
-        seed papers; the maximum count otherwise).
+        Sinkhorn iterations (fixed count when ``tol`` is None, as in
+        Cuturi 2013 and Frogner et al. 2015; the maximum count otherwise).
     tol : float or None
         Stop when the marginal error falls below ``tol``.
     value : {"sinkhorn", "regularized"}
-        ``"sinkhorn"`` returns the Sinkhorn distance :math:`\langle P_\varepsilon, M\rangle`
-        (the seeds' loss); its gradient is then Frogner's *surrogate*.
-        ``"regularized"`` returns :math:`\mathrm{OT}_\varepsilon`, whose exact
-        gradient (at convergence) is the one back-propagated.
+        ``"sinkhorn"`` returns the Sinkhorn distance
+        :math:`\langle P_\varepsilon, M\rangle` (Cuturi 2013's loss);
+        ``"regularized"`` returns :math:`\mathrm{OT}_\varepsilon`.
     reduction : {"mean", "sum", "none"}
+    grad : {"frogner", "implicit"}
+        Gradient with respect to ``pred``/``target`` for
+        ``value="sinkhorn"`` (see Notes). Ignored for ``"regularized"``.
 
     Returns
     -------
@@ -277,9 +306,20 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
 
     Notes
     -----
-    ``target`` also receives a gradient (the centred dual potential
-    :math:`g - \bar g`) when it requires grad. The cost ``M`` and ``reg``
-    receive none.
+    ``value="regularized"``: every gradient is exact at convergence
+    (envelope theorem): :math:`f - \bar f` for ``pred``, :math:`g - \bar g`
+    for ``target``, the entropic plan :math:`P` for ``M``.
+
+    ``value="sinkhorn"``, ``grad="frogner"`` (default): ``pred`` and
+    ``target`` get Frogner et al.'s (2015) gradient, that of
+    :math:`\mathrm{OT}_\varepsilon`: free (the potentials are already
+    there) and what the published Wasserstein-loss layers train with; it is a
+    *surrogate*, not the derivative of :math:`\langle P, M\rangle`.
+    ``grad="implicit"``: the exact gradient of the fixed point (implicit
+    differentiation; one linear solve of size ``n + m`` per pair). ``M``
+    always gets the exact gradient (implicit), computed only when it
+    requires grad. Both are exact at convergence; with a fixed ``n_iter``
+    they are those of the last iterate. ``reg`` receives no gradient.
 
     Examples
     --------
@@ -292,16 +332,14 @@ def sinkhorn_loss(pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn"
     """
     check_choice("value", value, VALUES)
     check_choice("reduction", reduction, REDUCTIONS)
+    check_choice("grad", grad, SINKHORN_GRADS)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
-    # CPU tensors: the core's (accept-only) input checks cover NaN and negative
-    # masses; the adapter's own value checks run only when the core rejects
-    deferred = _USE_VIEWS and isinstance(pred, torch.Tensor) and _viewable(pred)
-    pred, target = _check_pair(pred, target, square=False, values=not deferred)
+    pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    opts = (M, reg, n_iter, tol, value, _needs_grad(target), reduction, deferred)
-    return _SinkhornFn.apply(pred, target, opts)
+    static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": "auto"}
+    return _apply("sinkhorn_loss", pred, target, M, static, reduction, out_dtype)
 
 
 class WassersteinLoss(torch.nn.Module):
@@ -358,36 +396,21 @@ class WassersteinLoss(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------- exact EMD
-class _EMDFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, pred, target, M, want_b):
-        from otcore._exact import emd
-
-        with renamed_errors("emd_loss"):
-            res = emd(_to_core(pred), _to_core(target), _to_core(M))
-        ctx.save_for_backward(_center(_from_core(res.f)), _center(_from_core(res.g)) if want_b else None)
-        return _from_core(res.cost)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gout):
-        ga, gb = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        return _scale(gout, ga, need[0]), _scale(gout, gb, need[1]), None, None
-
-
 def emd_loss(pred, target, M, *, reduction="mean"):
     r"""Exact earth mover's distance loss (linear program on the host).
 
     The forward solves the transport LP with :func:`otcore.emd` (the
     one host transfer in this module); the backward uses the centred dual
     potentials :math:`f - \bar f` (for ``pred``) and :math:`g - \bar g` (for
-    ``target``), a (sub)gradient of the EMD.
+    ``target``) and the optimal plan :math:`P^\star` (for ``M``): the
+    gradients where the dual and the plan are unique, subgradients
+    otherwise (as POT's ``ot.emd2``).
 
     Parameters
     ----------
     pred, target : torch.Tensor, shape (N, n), (N, m)
-    M : array_like, shape (n, m)
+    M : torch.Tensor or array_like, shape (n, m)
+        May require grad (e.g. ``otcore.cost_matrix(x, y)``).
     reduction : {"mean", "sum", "none"}
 
     Examples
@@ -400,9 +423,9 @@ def emd_loss(pred, target, M, *, reduction="mean"):
     0.75
     """
     check_choice("reduction", reduction, REDUCTIONS)
-    pred, target = _check_pair(pred, target, square=False)
+    pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
-    return reduce(_EMDFn.apply(pred, target, M, _needs_grad(target)), reduction, _xp)
+    return _apply("emd_loss", pred, target, M, {}, reduction, out_dtype)
 
 
 # --------------------------------------------------------------------------- 1D
@@ -438,40 +461,18 @@ def wasserstein_1d_loss(u_values, v_values, u_weights=None, v_weights=None, *, p
     from otcore._onedim import wasserstein_1d
 
     check_choice("reduction", reduction, REDUCTIONS)
+    check_devices(_device_of, _MOVE, u_values=u_values, v_values=v_values, u_weights=u_weights, v_weights=v_weights)
     u_values, v_values, u_weights, v_weights = check_samples(
         u_values, v_values, u_weights, v_weights, _check_tensor, _xp
     )
+    out_dtype = u_values.dtype
+    if compute_dtype(out_dtype) is not None:
+        u_values, v_values = u_values.float(), v_values.float()
+        u_weights, v_weights = (None if w is None else w.float() for w in (u_weights, v_weights))
     with renamed_errors("wasserstein_1d_loss", "u/v as named"):
         loss = wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p)
-    return reduce(loss, reduction, _xp)
-
-
-class _GradLossFn(torch.autograd.Function):
-    """Forward value + closed-form gradients computed by ``fns`` (value, grad(a, b))."""
-
-    @staticmethod
-    def forward(ctx, pred, target, value_fn, grad_fn, want_a, want_b, where):
-        a, b = _to_core(pred), _to_core(target)
-        with renamed_errors(where):
-            loss = _from_core(value_fn(a, b))
-            ga = _from_core(grad_fn(a, b)) if want_a else None
-            gb = _from_core(grad_fn(b, a)) if want_b else None
-        ctx.save_for_backward(ga, gb)
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gout):
-        ga, gb = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        return _scale(gout, ga, need[0]), _scale(gout, gb, need[1]), None, None, None, None, None
-
-
-def _grad_loss(pred, target, value_fn, grad_fn, where):
-    want = torch.is_grad_enabled()
-    return _GradLossFn.apply(
-        pred, target, value_fn, grad_fn, want and pred.requires_grad, want and target.requires_grad, where
-    )
+    loss = reduce(loss, reduction, _xp)
+    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
 
 
 def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
@@ -481,8 +482,9 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     :math:`C` the cumulative sums and :math:`s` the bin spacing
     (:func:`otcore.cdf_emd`). ``rho=1`` is the 1D earth mover's
     distance with ground metric :math:`|i-j|`; ``rho=2`` is the squared EMD
-    of Hou et al. used for ordinal classes. The backward uses
-    :func:`otcore.cdf_emd_grad` (closed form, centred).
+    of Hou et al. (2016) used for ordinal classes. The backward uses
+    :func:`otcore.cdf_emd_grad` (closed form, centred); a ``spacing``
+    tensor that requires grad raises (no gradient is computed for it).
 
     Parameters
     ----------
@@ -506,20 +508,15 @@ def cdf_emd_loss(pred, target, *, rho=1, spacing=None, reduction="mean"):
     >>> print(f"{float(cdf_emd_loss(p, t)):.2f} {float(cdf_emd_loss(p, t, rho=2)):.2f}")
     1.50 1.25
     """
-    from otcore._onedim import cdf_emd, cdf_emd_grad
-
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
-    pred, target = _check_pair(pred, target)
-    if isinstance(spacing, torch.Tensor):  # to the core like pred (a numpy view on the CPU)
-        spacing = _to_core(spacing.to(device=pred.device, dtype=pred.dtype))
-    loss = _grad_loss(
-        pred, target,
-        lambda a, b: cdf_emd(a, b, rho=rho, spacing=spacing),
-        lambda a, b: cdf_emd_grad(a, b, rho=rho, spacing=spacing),
-        "cdf_emd_loss",
-    )
-    return reduce(loss, reduction, _xp)
+    pred, target, out_dtype = _check_pair(pred, target)
+    third = None
+    if isinstance(spacing, torch.Tensor):  # an input of the Function (asking for its gradient raises)
+        check_devices(_device_of, _MOVE, pred=pred, spacing=spacing)
+        third, spacing = spacing.to(pred.dtype), None
+    static = {"rho": rho} if spacing is None else {"rho": rho, "spacing": spacing}
+    return _apply("cdf_emd_loss", pred, target, third, static, reduction, out_dtype)
 
 
 def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean"):
@@ -550,15 +547,9 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     >>> print(f"{float(tree_emd_loss(p, t, parent)):.2f}")
     2.00
     """
-    from otcore._tree import tree_emd, tree_emd_grad
-
     check_choice("reduction", reduction, REDUCTIONS)
     rho = check_scalar("rho", rho, positive=True)
-    pred, target = _check_pair(pred, target)
-    loss = _grad_loss(
-        pred, target,
-        lambda a, b: tree_emd(a, b, parent, weight, rho=rho),
-        lambda a, b: tree_emd_grad(a, b, parent, weight, rho=rho),
-        "tree_emd_loss",
-    )
-    return reduce(loss, reduction, _xp)
+    _check_no_grad(weight, "weight", "the tree's edge lengths receive no gradient in tree_emd_loss")
+    pred, target, out_dtype = _check_pair(pred, target)
+    static = {"parent": parent, "weight": weight, "rho": rho}
+    return _apply("tree_emd_loss", pred, target, None, static, reduction, out_dtype)

@@ -293,10 +293,15 @@ def test_float32():
         assert res.converged
         np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-4)
         np.testing.assert_allclose(res.grad, ref.grad, atol=1e-4)
-    # reg >= 1e-2 * max(M): no NaN/inf in float32
+    # range / reg between 25 and 200: the scaling iterates run in float64 (returned in float32)
+    r = sinkhorn(a32, b32, M32 * 100, 1.0, n_iter=200, tol=None)
+    assert r.method == "scaling" and r.cost.dtype == np.float32
+    ref = sinkhorn(a32, b32, M32 * 100, 1.0, n_iter=200, tol=None, method="log")
+    np.testing.assert_allclose(r.cost, ref.cost, rtol=1e-4)
+    # range / reg = 1000: the log method; no NaN/inf in float32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        r = sinkhorn(a32, b32, M32 * 100, 1.0, n_iter=200)
+        r = sinkhorn(a32, b32, M32 * 1000, 1.0, n_iter=200)
     assert r.method == "log"
     for x in (r.cost, r.reg_cost, r.f, r.g, r.grad, r.plan):
         assert x.dtype == np.float32 and np.all(np.isfinite(x))

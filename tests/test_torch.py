@@ -149,10 +149,13 @@ def test_cuda_device_follows_inputs():
     z, t = _data(dtype=torch.float32)
     z, t = z.cuda().requires_grad_(True), t.cuda()
     M = torch.as_tensor(_ordinal(4))
+    with pytest.raises(ValueError, match="M is on cpu but pred is on cuda"):
+        sinkhorn_loss(torch.softmax(z, -1), t, M, 0.5)
+    M = M.cuda().requires_grad_(True)
     loss = sinkhorn_loss(torch.softmax(z, -1), t, M, 0.5)
     assert loss.is_cuda and loss.dtype == torch.float32
     loss.backward()
-    assert z.grad.is_cuda
+    assert z.grad.is_cuda and M.grad.is_cuda and bool(torch.all(torch.isfinite(M.grad)))
     for fn in (lambda p: cdf_emd_loss(p, t, rho=2), lambda p: emd_loss(p, t, M)):
         out = fn(torch.softmax(z, -1))
         assert out.is_cuda
@@ -365,3 +368,152 @@ def test_property_centred_gradients_and_symmetry(n, k, seed, rho):
         assert float(p.grad.sum(-1).abs().max()) < 1e-9
     pd = p.detach()
     torch.testing.assert_close(cdf_emd_loss(pd, t, rho=rho), cdf_emd_loss(t, pd, rho=rho))
+
+
+# ----------------------------------------------------------------- gradients w.r.t. the cost and points
+def _points(seed=0, n=5, m=4, d=2):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(m, d))
+
+
+def _hists(seed, n, m):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) + 0.1, rng.random(m) + 0.1
+    return torch.tensor(a / a.sum()), torch.tensor(b / b.sum())
+
+
+CONV = {"n_iter": 20000, "tol": 1e-14}
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda a, b, M: emd_loss(a, b, M),
+        lambda a, b, M: sinkhorn_loss(a, b, M, 0.5, **CONV),
+        lambda a, b, M: sinkhorn_loss(a, b, M, 0.5, value="regularized", **CONV),
+        lambda a, b, M: sinkhorn_loss(a, b, M, 0.5, grad="implicit", **CONV),
+    ],
+    ids=["emd", "sinkhorn", "regularized", "implicit"],
+)
+def test_gradcheck_wrt_cost_and_points(loss):
+    _core("sinkhorn")
+    from otcore import cost_matrix
+
+    a, b = _hists(1, 5, 4)
+    x, y = _points(1)
+    M = torch.tensor(np.random.default_rng(3).random((5, 4)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda M: loss(a, b, M), (M,), atol=1e-6, rtol=1e-5)
+    xt = torch.tensor(x, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: loss(a, b, cost_matrix(x, torch.tensor(y))), (xt,), atol=1e-6)
+
+
+def test_cost_gradient_batched_and_per_sample():
+    """A cost shared by a batch: its gradient sums the pairs' (reduction none contracts with grad_output)."""
+    _core("sinkhorn")
+    z, t = _data(4, 3, seed=4)
+    p = torch.softmax(z, -1)
+    M = torch.tensor(np.random.default_rng(4).random((3, 3)), requires_grad=True)  # generic: unique plans
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=D)
+    for fn in (
+        lambda M: emd_loss(p, t, M, reduction="none"),
+        lambda M: sinkhorn_loss(p, t, M, 0.3, reduction="none", **CONV),
+    ):
+        (fn(M) * w).sum().backward()
+        g_batch = M.grad.clone()
+        M.grad = None
+        want = sum(w[i] * torch.autograd.grad(fn(M)[i], M)[0] for i in range(4))
+        torch.testing.assert_close(g_batch, want)
+        assert torch.autograd.gradcheck(lambda M: fn(M), (M,), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_points_through_cost_matrix_match_pot(seed):
+    """Points -> otcore.cost_matrix -> loss: the gradient of POT's ot.emd2 / ot.sinkhorn2 (autograd)."""
+    ot = pytest.importorskip("ot")
+    from otcore import cost_matrix
+
+    a, b = _hists(seed, 5, 4)
+    x, y = _points(seed)
+    yt = torch.tensor(y)
+    cases = [
+        (lambda M: ot.emd2(a, b, M), lambda M: emd_loss(a, b, M)),
+        (
+            lambda M: ot.sinkhorn2(a, b, M, 1.0, numItermax=100000, stopThr=1e-15),
+            lambda M: sinkhorn_loss(a, b, M, 1.0, n_iter=100000, tol=1e-15),
+        ),
+    ]
+    for ref_fn, fn in cases:
+        xr = torch.tensor(x, requires_grad=True)
+        ref_fn(ot.dist(xr, yt)).backward()
+        xo = torch.tensor(x, requires_grad=True)
+        fn(cost_matrix(xo, yt)).backward()
+        np.testing.assert_allclose(xo.grad.numpy(), xr.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_implicit_gradient_matches_pot_for_histograms():
+    ot = pytest.importorskip("ot")
+    a, b = _hists(5, 5, 4)
+    M = torch.tensor(np.random.default_rng(5).random((5, 4)))
+    ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    ot.sinkhorn2(ar, br, M, 0.3, numItermax=100000, stopThr=1e-15).backward()
+    ao, bo = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    sinkhorn_loss(ao, bo, M, 0.3, n_iter=100000, tol=1e-15, grad="implicit").backward()
+    for got, ref in ((ao.grad, ar.grad), (bo.grad, br.grad)):
+        np.testing.assert_allclose(got.numpy(), (ref - ref.mean()).numpy(), rtol=1e-8, atol=1e-11)
+
+
+def test_no_silent_missing_gradients():
+    """Inputs without a gradient raise instead of getting None or zeros."""
+    p = torch.tensor([[0.2, 0.3, 0.5]], dtype=D)
+    with pytest.raises(ValueError, match="spacing receives no gradient"):
+        cdf_emd_loss(p, p, spacing=torch.ones(2, dtype=D, requires_grad=True))
+    with pytest.raises(ValueError, match="weight requires grad"):
+        tree_emd_loss(p, p, [-1, 0, 0], torch.ones(3, dtype=D, requires_grad=True))
+    with pytest.raises(ValueError, match="grad"):
+        sinkhorn_loss(p, p, 1.0 - torch.eye(3, dtype=D), 0.1, grad="exact")
+
+
+def test_wasserstein_1d_gradcheck_positions_and_weights():
+    u = torch.tensor(np.random.default_rng(0).normal(size=(2, 5)), requires_grad=True)
+    v = torch.tensor(np.random.default_rng(1).normal(size=(2, 4)), requires_grad=True)
+    wu = torch.tensor(np.random.default_rng(2).random((2, 5)) + 0.1, requires_grad=True)
+    wv = torch.tensor(np.random.default_rng(3).random((2, 4)) + 0.1, requires_grad=True)
+    for p in (1, 2):
+        assert torch.autograd.gradcheck(lambda *a: wasserstein_1d_loss(*a, p=p), (u, v, wu, wv), atol=1e-6)
+
+
+# ----------------------------------------------------------------- dtype / device contract
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_cast_back(dtype):
+    z, t = _data(8, 10, seed=6, dtype=torch.float32)
+    M = torch.as_tensor(_ordinal(10), dtype=torch.float32)
+    p = torch.softmax(z, -1).to(dtype).requires_grad_(True)
+    th = t.to(dtype)
+    for fn in (
+        lambda p, t: sinkhorn_loss(p, t, M, 1.0),
+        lambda p, t: emd_loss(p, t, M),
+        lambda p, t: cdf_emd_loss(p, t, rho=2),
+        lambda p, t: tree_emd_loss(p, t, [-1] + list(range(9))),
+    ):
+        loss = fn(p, th)
+        assert loss.dtype == dtype
+        p32, t32 = p.detach().float(), th.float()
+        want = fn(p32, t32 * (p32.sum(-1, keepdim=True) / t32.sum(-1, keepdim=True)))
+        assert float(loss.detach()) == pytest.approx(float(want.to(dtype)), rel=1e-6)
+        loss.backward()
+        assert p.grad.dtype == dtype and bool(torch.isfinite(p.grad).all())
+        p.grad = None
+    with pytest.raises(ValueError, match="same total mass.*float16/bfloat16"):
+        sinkhorn_loss(p, th * 1.1, M, 1.0)
+
+
+def test_device_mismatch_raises():
+    p = torch.tensor([[0.2, 0.3, 0.5]], dtype=D)
+    meta = torch.empty(1, 3, dtype=D, device="meta")
+    M = 1.0 - torch.eye(3, dtype=D)
+    with pytest.raises(ValueError, match="target is on meta but pred is on cpu"):
+        sinkhorn_loss(p, meta, M, 0.1)
+    with pytest.raises(ValueError, match="M is on meta but pred is on cpu"):
+        emd_loss(p, p, M.to("meta"))
+    with pytest.raises(ValueError, match="v_values is on meta"):
+        wasserstein_1d_loss(p, meta)

@@ -25,7 +25,6 @@ from otcore._validate import (
     check_power,
     check_scalar,
     check_values,
-    mass_rtol,
 )
 from tests._helpers import asxp, assert_namespace
 
@@ -204,14 +203,14 @@ def test_check_cost(xp):
             check_cost(asxp(xp, M), xp, name="C", **kw)
 
 
-def test_batch_shape_and_mass_rtol():
+def test_batch_shape_and_mass_tolerance():
     npx = _npx()
     assert batch_shape("a", (3, 1), "b", (4,)) == (3, 4)
     assert batch_shape("a", (), "b", (2,)) == (2,)
     with pytest.raises(ValueError, match=r"batch shapes of a \(3,\) and b \(4,\) do not broadcast"):
         batch_shape("a", (3,), "b", (4,))
-    assert mass_rtol(npx, npx.float64) == 1e-6
-    assert mass_rtol(npx, npx.float32) == 1e-4
+    assert mass_tolerance(npx.float64) == 1e-6
+    assert mass_tolerance(npx.float32) == 1e-4
 
 
 # --------------------------------------------------------------------------- histograms
@@ -553,7 +552,7 @@ from otcore._validate import check_equal_totals, mass_tolerance, scan_masses  # 
 def test_mass_tolerance_per_dtype(xp):
     assert mass_tolerance(xp.float64) == 1e-6
     assert mass_tolerance(xp.float32) == 1e-4
-    assert mass_tolerance(np.float16) == 1e-4
+    assert mass_tolerance(np.float16) == 1e-2  # half-precision masses agree to ~1e-3 at best
 
 
 @pytest.mark.parametrize(

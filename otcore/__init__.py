@@ -25,6 +25,8 @@ from otcore._coupling import (
 from otcore._exact import EMDResult, emd, emd2
 from otcore._onedim import cdf_emd, cdf_emd_grad, wasserstein_1d
 from otcore._pairwise import pairwise_distances
+from otcore._pointcloud import PointCloud
+from otcore._divergence import sinkhorn_divergence, sinkhorn_divergence_value_and_grad
 from otcore._sinkhorn import SinkhornResult, sinkhorn, sinkhorn2
 from otcore._tree import (
     Tree,
@@ -61,6 +63,8 @@ __all__ = [
     "SinkhornResult",
     "sinkhorn",
     "sinkhorn2",
+    "sinkhorn_divergence",
+    "sinkhorn_divergence_value_and_grad",
     # 1D
     "wasserstein_1d",
     "cdf_emd",
@@ -75,5 +79,6 @@ __all__ = [
     "tree_metric",
     # at scale
     "pairwise_distances",
+    "PointCloud",
     "__version__",
 ]

@@ -99,9 +99,10 @@ def pairwise_distances(
         or a ``dask.array`` (then a lazy dask array is returned, see Notes).
     B : array of shape (NB, m), optional
         Second set of histograms. ``None``: all pairs within ``A``.
-    M : array of shape (n, m), optional
+    M : array of shape (n, m) or PointCloud, optional
         Ground cost; required for ``"exact"`` and ``"sinkhorn"`` (square when
-        ``B`` is ``None``), ignored otherwise.
+        ``B`` is ``None``), ignored otherwise. ``"sinkhorn"`` also takes a
+        lazy :class:`otcore.PointCloud` (histograms = weights on its points).
     method : {"exact", "sinkhorn", "1d", "cdf", "tree"}
         ``"exact"``: :func:`otcore.emd2`, a chunk of pairs per compiled call.
         ``"sinkhorn"``: :func:`otcore.sinkhorn2` (needs ``reg``),
@@ -250,6 +251,20 @@ def _zero_diagonal(method, M) -> bool:
     return not is_lazy(M) and bool(np.all(np.diagonal(to_host(M)) == 0))
 
 
+def _lazy_cost(M, method):
+    """``M`` if it is a :class:`otcore.PointCloud` (Sinkhorn only), else ``None``."""
+    from otcore._pointcloud import PointCloud
+
+    if not isinstance(M, PointCloud):
+        return None
+    if method != "sinkhorn":
+        raise ValueError(
+            f"a PointCloud cost is accepted by method='sinkhorn' only, not method={method!r}; "
+            "pass M=cloud.to_dense() for the exact EMD"
+        )
+    return M
+
+
 # --------------------------------------------------------------------------------------
 # kernels: (a_chunk (c, n), b_chunk (c, m)) -> (c,)
 
@@ -376,11 +391,12 @@ def _progress_bar(total: int, enabled: bool):
 
 
 def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
-    xp = namespace(A, B, M)
+    cloud = _lazy_cost(M, method)
+    xp = namespace(A, B, None if cloud is not None else M)
     dev = device(A) if hasattr(A, "shape") else None
     a0 = as_float(A, xp, name="A")
     b0 = None if B is None else as_float(B, xp, name="B")
-    M0 = None if M is None or method not in ("exact", "sinkhorn") else as_float(M, xp, name="M")
+    M0 = None if cloud is not None or M is None or method not in ("exact", "sinkhorn") else as_float(M, xp, name="M")
     dtype = float_dtype(xp, a0, b0, M0)
     A = _as_rows(a0, "A", xp, dtype)
     same = B is None
@@ -399,7 +415,12 @@ def _pairwise_memory(A, B, M, method, reg, chunk_size, tree, progress, kwargs):
     if method in ("exact", "sinkhorn", "cdf", "tree"):
         _check_mass(sa, sb, ("A", "A" if same else "B"), mass_tolerance(dtype))
 
-    kernel = _make_kernel(method, xp, M0, reg, tree, kwargs, n, m)
+    if cloud is not None and (n, m) != cloud.shape:
+        raise ValueError(
+            f"the PointCloud has {cloud.shape} points but the histograms have ({n}, {m}) bins; "
+            "pass one weight per point"
+        )
+    kernel = _make_kernel(method, xp, cloud if cloud is not None else M0, reg, tree, kwargs, n, m)
     symmetric = same and _symmetric_method(method, M0, kwargs)
     diag = not (symmetric and _zero_diagonal(method, M0))  # computed unless known to be zero
     total = _n_pairs(na, nb, symmetric, diag)

@@ -39,6 +39,7 @@ from array_api_compat import is_jax_array, is_torch_array
 
 from otcore._array import Array, is_lazy, is_numpy_namespace, namespace, to_host
 from otcore._kernels import DenseKernel, Kernel
+from otcore._pointcloud import PointCloud
 from otcore._validate import (
     ConvergenceWarning,
     batch_shape,
@@ -140,13 +141,25 @@ class SinkhornResult:
         xp = namespace(err)
         return int(xp.sum(xp.astype(err <= self._tol, xp.int64)))
 
+    def _cloud_plan(self) -> Array:
+        n, m = self._M.shape
+        xp = namespace(self.f)
+        lead = tuple(self.f.shape[:-1])
+        P = self._M.plan(xp.reshape(self.f, (-1, n)), xp.reshape(self.g, (-1, m)), self.reg)
+        P = xp.reshape(P, lead + (n, m))
+        return P * self._a_pos[..., :, None] * self._b_pos[..., None, :]
+
     @property
     def plan(self) -> Array:
         """The transport plan ``exp((f_i + g_j - M_ij) / reg)``, batch + (n, m).
 
         Rows (columns) of zero-mass bins are exactly zero. Computed on every
         access and not stored: for a batch it is an ``N * n * m`` array.
+        For a :class:`otcore.PointCloud` cost it is built block by block and
+        refused (``ValueError`` naming the bytes) beyond the cloud's ``memory``.
         """
+        if isinstance(self._M, PointCloud):
+            return self._cloud_plan()
         xp = namespace(self.f, self._M)
         dt = self.f.dtype
         wide = dt if dt in (xp.float32, xp.float64) else xp.float32  # float16: exp in float32
@@ -192,6 +205,7 @@ class _Problem:
     warn: bool
     out: object  # callable: compute array -> array of the caller's namespace and dtype
     M: Array  # the caller's cost (for SinkhornResult.plan)
+    reg_m: tuple | None = None  # unbalanced: (rho_a, rho_b), math.inf for an exact marginal
 
     @property
     def a_pos(self):
@@ -226,9 +240,15 @@ def _check_stages(value):
     return int(value)
 
 
-def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn) -> _Problem:
+def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn, reg_m=None) -> _Problem:
     """Validate once; flatten, normalise and convert; wrap the cost in a kernel."""
-    xp, a, b, M = check_histograms(a, b, M)
+    reg_m = _check_reg_m(reg_m)
+    cloud = M if isinstance(M, PointCloud) else None
+    if cloud is not None:  # a lazy cost: its points stand in for M below
+        xp, a, b = cloud.check_weights(a, b, check_mass=reg_m is None)
+        M = cloud.x
+    else:
+        xp, a, b, M = check_histograms(a, b, M, check_mass=reg_m is None)
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1, allow_none=True)
     method = check_choice("method", method, SINKHORN_METHODS)
@@ -255,7 +275,7 @@ def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn) -> _Pro
     n, m = a.shape[-1], b.shape[-1]
     batch = batch_shape("a", a.shape[:-1], "b", b.shape[:-1])
     N = math.prod(batch)
-    M_user = M
+    M_user = M if cloud is None else cloud
     if small:
         a, b, M = (xp.astype(x, xp.float32) for x in (a, b, M))
     cxp, a, b, M, out = _compute_namespace(xp, a, b, M, in_dtype)
@@ -270,16 +290,45 @@ def _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn) -> _Pro
     a = cxp.reshape(cxp.broadcast_to(a, batch + (n,)), (N, n))
     b = cxp.reshape(cxp.broadcast_to(b, batch + (m,)), (N, m))
     scale = cxp.sum(a, axis=-1)
-    a = a / scale[:, None]
-    b = b / cxp.sum(b, axis=-1)[:, None]
+    if reg_m is None:
+        a = a / scale[:, None]
+        b = b / cxp.sum(b, axis=-1)[:, None]
+    else:  # unbalanced: the masses are data, not normalised
+        scale = cxp.ones_like(scale)
+    if cloud is not None:
+        if cxp is not xp:  # torch CPU: the cloud over numpy views of its points
+            cloud = cloud._like(to_host(cloud.x), to_host(cloud.y))
+        kernel = cloud.solver_kernel(lazy=lazy)
+        if not isinstance(kernel, DenseKernel):
+            method = "log"  # streamed costs: the log-domain step only
+    else:
+        kernel = DenseKernel(M, xp=cxp, lazy=lazy)
+    if reg_m is not None:
+        method = "log"  # the damped (unbalanced) step is a log-domain step
     if init is not None:
         init = _check_init(cxp, init, batch, n, m, scale, reg, a.dtype, xp)
     return _Problem(
-        xp=cxp, a=a, b=b, scale=scale, kernel=DenseKernel(M, xp=cxp, lazy=lazy), reg=reg,
+        xp=cxp, a=a, b=b, scale=scale, kernel=kernel, reg=reg,
         batch=batch, n_iter=n_iter if n_iter is not None else _DEFAULT_MAX_ITER, tol=tol,
         conv_tol=tol if tol is not None else _DEFAULT_TOL[dname], method=method, stages=stages,
-        init=init, lazy=lazy, warn=warn, out=out, M=M_user,
+        init=init, lazy=lazy, warn=warn, out=out, M=M_user, reg_m=reg_m,
     )
+
+
+def _check_reg_m(reg_m):
+    """``None`` (balanced) or ``(rho_a, rho_b)``: positive, ``math.inf`` for an exact marginal."""
+    if reg_m is None:
+        return None
+    pair = tuple(reg_m) if isinstance(reg_m, (tuple, list)) else (reg_m, reg_m)
+    if len(pair) != 2:
+        raise ValueError(f"reg_m must be a number or a pair (reg_m_a, reg_m_b), got {reg_m!r}")
+    out = []
+    for r in pair:
+        if isinstance(r, (int, float)) and not isinstance(r, bool) and r == math.inf:
+            out.append(math.inf)
+        else:
+            out.append(check_scalar("reg_m", r, positive=True))
+    return tuple(out)
 
 
 def _compute_namespace(xp, a, b, M, in_dtype):
@@ -490,6 +539,8 @@ class _LogSteps(_Relaxation):
         self.loga = reg * xp.log(xp.where(self.a > 0, self.a, one))
         self.logb = reg * xp.log(xp.where(self.b > 0, self.b, one))
         self.ninf = xp.asarray(-math.inf, dtype=self.a.dtype)
+        rho = prob.reg_m  # unbalanced: the soft-min damped by rho / (rho + reg) (KL-relaxed marginals)
+        self.damp = (1.0, 1.0) if rho is None else tuple(1.0 if r == math.inf else r / (r + reg) for r in rho)
 
     def take(self, keep):
         xp = self.xp
@@ -503,13 +554,17 @@ class _LogSteps(_Relaxation):
             return xp.full((N, n), -self.reg * math.log(n), dtype=self.a.dtype)
         f, g = init
         if f is None:
-            f = self.loga + self.kernel.softmin_rows(xp.where(self.b > 0, g, self.ninf), self.reg)
+            f = self.loga + self._damped(0, self.kernel.softmin_rows(xp.where(self.b > 0, g, self.ninf), self.reg))
         return xp.where(self.a > 0, f, self.ninf)
+
+    def _damped(self, side, s):
+        d = self.damp[side]
+        return s if d == 1.0 else d * s
 
     def first(self, fm):
         xp, reg, ker = self.xp, self.reg, self.kernel
-        g = self.logb + ker.softmin_cols(fm, reg)
-        fnext = self.loga + ker.softmin_rows(xp.where(self.b > 0, g, self.ninf), reg)
+        g = self.logb + self._damped(1, ker.softmin_cols(fm, reg))
+        fnext = self.loga + self._damped(0, ker.softmin_rows(xp.where(self.b > 0, g, self.ninf), reg))
         return fm, g, fnext
 
     def second(self, mid):
@@ -519,7 +574,10 @@ class _LogSteps(_Relaxation):
     def error(self, mid):
         xp = self.xp
         d = xp.where(self.a > 0, (mid[0] - mid[2]) / self.reg, xp.zeros((), dtype=self.a.dtype))
-        return xp.sum(self.a * xp.abs(xp.expm1(d)), axis=-1)
+        err = xp.sum(self.a * xp.abs(xp.expm1(d)), axis=-1)
+        # balanced: the row-marginal error (mass 1); unbalanced: the relative
+        # change of the row scalings over one iteration (the fixed-point residual)
+        return err if self.prob.reg_m is None else err / xp.sum(self.a, axis=-1)
 
     def potentials(self, mid):
         fm, g, fnext = mid
@@ -686,8 +744,11 @@ def _finalize(prob, f, g, err, n_iter, method) -> SinkhornResult:
     scale = prob.scale
     cost = ker.transport_cost(fm, gm, reg) * scale
     f = f + reg * xp.log(scale)[:, None]
-    reg_cost = scale * (xp.sum(prob.a * f, axis=-1) + xp.sum(prob.b * g, axis=-1) - reg)
-    grad = f - xp.mean(f, axis=-1, keepdims=True)
+    if prob.reg_m is None:
+        reg_cost = scale * (xp.sum(prob.a * f, axis=-1) + xp.sum(prob.b * g, axis=-1) - reg)
+        grad = f - xp.mean(f, axis=-1, keepdims=True)
+    else:
+        reg_cost, grad = _unbalanced_value(prob, f, g, fm, gm)
     if prob.lazy:
         converged = xp.all(err <= prob.conv_tol)
     else:
@@ -717,6 +778,46 @@ def _finalize(prob, f, g, err, n_iter, method) -> SinkhornResult:
     )
 
 
+def _unbalanced_value(prob, f, g, fm, gm):
+    r"""``(reg_cost, grad)`` of the unbalanced problem (KL-relaxed marginals).
+
+    ``reg_cost`` is the minimised objective :math:`\langle P, C\rangle +
+    \varepsilon \mathrm{KL}(P|a\otimes b) + \rho_a \mathrm{KL}(P1|a) +
+    \rho_b \mathrm{KL}(P^\top 1|b)` with the generalised KL
+    (:math:`\sum p\log(p/q) - p + q`); ``grad`` its derivative in ``a``,
+    :math:`\rho_a(1 - e) + \varepsilon(\mathrm{sum}(b) - e)` with
+    :math:`e = e^{-\hat f/\rho_a} = (P1)_i / a_i` at the fixed point and
+    :math:`\hat f = f - \varepsilon\log a` (``hat f + reg (sum(b) - 1)``
+    for an exact marginal, ``rho_a = inf``).
+    """
+    xp, reg, (rho_a, rho_b) = prob.xp, prob.reg, prob.reg_m
+    a, b = prob.a, prob.b
+    zero, one = xp.zeros((), dtype=f.dtype), xp.ones((), dtype=f.dtype)
+    r, c = prob.kernel.marginals(fm, gm, reg)
+
+    def rel(h, w):  # h - reg log w on the support of w
+        return xp.where(w > 0, h - reg * xp.log(xp.where(w > 0, w, one)), h)
+
+    def kl(p, q):  # generalised KL(p | q) per pair
+        t = xp.where(p > 0, p * xp.log(xp.where(p > 0, p, one) / xp.where(q > 0, q, one)), zero)
+        return xp.sum(t - p + q, axis=-1)
+
+    fh, gh = rel(f, a), rel(g, b)
+    mb = xp.sum(b, axis=-1)
+    val = (xp.sum(xp.where(r > 0, r * fh, zero), axis=-1) + xp.sum(xp.where(c > 0, c * gh, zero), axis=-1)
+           - reg * xp.sum(r, axis=-1) + reg * xp.sum(a, axis=-1) * mb)
+    if rho_a != math.inf:
+        val = val + rho_a * kl(r, a)
+    if rho_b != math.inf:
+        val = val + rho_b * kl(c, b)
+    if rho_a == math.inf:
+        grad = fh + reg * (mb[:, None] - 1.0)
+    else:
+        e = xp.exp(-fh / rho_a)
+        grad = rho_a * (1.0 - e) + reg * (mb[:, None] - e)
+    return val, grad
+
+
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
@@ -734,6 +835,7 @@ def sinkhorn(
     eps_scaling: bool | int | str = "auto",
     init: tuple | None = None,
     warn: bool = True,
+    reg_m=None,
     **kwargs,
 ) -> SinkhornResult:
     r"""Entropy-regularised OT (Sinkhorn distance) and Frogner's gradient.
@@ -760,8 +862,10 @@ def sinkhorn(
         :func:`otcore._validate.mass_tolerance`; ``b`` is rescaled to the mass of
         ``a``); batch shapes broadcast (e.g. one ``a`` (n,) against N ``b``
         (N, m)).
-    M : array (n, m)
-        Ground cost, shared by the batch, finite and non-negative.
+    M : array (n, m) or PointCloud
+        Ground cost, shared by the batch, finite and non-negative; or a lazy
+        :class:`otcore.PointCloud` (costs computed block by block, never an
+        ``n x m`` matrix beyond its ``memory`` budget; the log method).
     reg : float > 0
         Entropic regularisation :math:`\varepsilon` (units of ``M``). A
         Python number (static under ``jax.jit``).
@@ -796,6 +900,15 @@ def sinkhorn(
         call (either may be ``None``; ``f`` is used when given, else ``g``).
     warn : bool
         Emit :class:`otcore.ConvergenceWarning` when ``tol`` is not reached.
+    reg_m : float, (float, float) or None
+        Unbalanced transport: the marginal constraints replaced by
+        ``reg_m * KL(P 1 | a) + reg_m * KL(P^T 1 | b)`` (a pair for the two
+        sides, ``math.inf`` for an exact one), the entropy taken relative to
+        ``a x b`` (POT's ``sinkhorn_unbalanced``, ``reg_type="kl"``); masses
+        need not match. ``plan`` and ``cost`` equal POT's; ``reg_cost`` is
+        the objective with the generalised KL (POT's ``"total"`` leaves out
+        its mass terms) and ``grad`` its derivative in ``a``;
+        ``marginal_error`` is the fixed-point residual. Log method.
 
     Returns
     -------
@@ -858,7 +971,7 @@ def sinkhorn(
     [0.   0.25 0.5 ]
     """
     reject_pot_keywords("sinkhorn", kwargs)
-    prob = _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn)
+    prob = _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn, reg_m)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         f, g, err, it, ran = _solve(prob)
         return _finalize(prob, f, g, err, it, ran)

@@ -62,10 +62,36 @@ def _relative(xp, f, w, reg):
     return xp.where(pos, f - reg * xp.log(xp.where(pos, w, one)), f)
 
 
+# Symmetric averaged iterations that warm-start each self-term OT(a, a).
+_SYMMETRIC_ITERS = 10
+
+
 def _solve(a, b, M, reg, kwargs):
     from otcore._sinkhorn import sinkhorn
 
     return sinkhorn(a, b, M, reg, **kwargs)
+
+
+def _solve_self(a, M, reg, kwargs):
+    r"""``OT(a, a)``, warm-started by the symmetric iteration :math:`f \leftarrow (f + T f)/2`.
+
+    On a symmetric problem the alternating Sinkhorn updates oscillate and
+    converge slowly (10,000 iterations are not enough for a Gaussian cloud at
+    ``reg = 0.1``); the averaged update on the single potential converges in a
+    few steps (Feydy et al. 2019). :math:`T f` is the engine's first
+    half-step from ``init=(f, None)`` (its ``g``), so the engine stays the one
+    place that iterates and builds the result; it then finishes from
+    ``init=(f, f)`` to the caller's tolerance, typically in ten iterations.
+    """
+    from otcore._sinkhorn import sinkhorn
+
+    step = {k: v for k, v in kwargs.items() if k in ("method", "reg_m")}
+    f = None
+    for _ in range(_SYMMETRIC_ITERS):
+        init = None if f is None else (f, None)
+        Tf = sinkhorn(a, a, M, reg, n_iter=1, tol=None, init=init, warn=False, **step).g
+        f = Tf if f is None else 0.5 * (f + Tf)
+    return sinkhorn(a, a, M, reg, init=(f, f), **kwargs)
 
 
 def sinkhorn_divergence_value_and_grad(a, b, M, reg, *, positions: bool = True, **kwargs):
@@ -108,8 +134,8 @@ def sinkhorn_divergence_value_and_grad(a, b, M, reg, *, positions: bool = True, 
     """
     Mab, Maa, Mbb = _costs(M)
     rab = _solve(a, b, Mab, reg, kwargs)
-    raa = _solve(a, a, Maa, reg, kwargs)
-    rbb = _solve(b, b, Mbb, reg, kwargs)
+    raa = _solve_self(a, Maa, reg, kwargs)
+    rbb = _solve_self(b, Mbb, reg, kwargs)
     xp = namespace(rab.f)
     a_, b_ = _weights(xp, a, rab.f), _weights(xp, b, rab.g)
     fab, gab = _relative(xp, rab.f, a_, reg), _relative(xp, rab.g, b_, reg)

@@ -708,3 +708,38 @@ def test_jit_program_size_does_not_grow_with_n_iter(method):
         return len(text.splitlines())  # equations (the loop length is a literal)
 
     assert size(10) == size(1000)
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_fixed_iterations_stop_at_a_rounding_fixed_point(method, monkeypatch):
+    # one-hot targets: Algorithm 1 reaches its fixed point (to rounding) within a few iterations;
+    # the driver stops there and the result equals all n_iter iterations of a plain loop
+    import otcore._sinkhorn as S
+
+    rng = np.random.default_rng(5)
+    N, n, n_iter, reg = 100, 4, 50, 0.1
+    a = rng.dirichlet(np.ones(n), N)
+    b = np.eye(n)[rng.integers(0, n, N)]
+    i = np.arange(n, dtype=np.float64)
+    M = np.abs(i[:, None] - i[None, :])
+    K = np.exp(-M / reg)
+    u = np.full((N, n), 1.0 / n)
+    for _ in range(n_iter):
+        u = a / ((b / (u @ K)) @ K.T)
+    v = b / (u @ K)
+    ref = np.einsum("pi,ij,pj,ij->p", u, K, v, M)
+    calls = []
+    first = S._ScalingSteps.first if method == "scaling" else S._LogSteps.first
+
+    def counting(self, state):
+        calls.append(1)
+        return first(self, state)
+
+    monkeypatch.setattr(S._ScalingSteps if method == "scaling" else S._LogSteps, "first", counting)
+    res = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None, method=method)
+    assert len(calls) < n_iter // 2 and res.n_iter == n_iter
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-12)
+    # a problem far from its fixed point runs every iteration
+    calls.clear()
+    sinkhorn(a, rng.dirichlet(np.ones(n), N), M, 0.01, n_iter=n_iter, tol=None, method=method)
+    assert len(calls) == n_iter + 1

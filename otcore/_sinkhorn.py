@@ -292,9 +292,18 @@ def _compute_namespace(xp, a, b, M, in_dtype):
         import array_api_compat.numpy as npx
         import torch
 
+        try:  # cast on the numpy side (several times cheaper than Tensor.to on small arrays)
+            np_dt = torch.empty((), dtype=in_dtype).numpy().dtype
+        except TypeError:  # bfloat16: no numpy dtype
+            np_dt = None
+
         def out(x, wide=False):
-            x = torch.from_numpy(np.asarray(x))
-            return x if wide else x.to(in_dtype)
+            x = np.asarray(x)
+            if wide or x.dtype == np_dt:
+                return torch.from_numpy(x)
+            if np_dt is not None:
+                return torch.from_numpy(x.astype(np_dt))
+            return torch.from_numpy(x).to(in_dtype)
 
         return npx, *(x.detach().numpy() for x in (a, b, M)), out
     if is_numpy_namespace(xp):

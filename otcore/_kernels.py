@@ -20,6 +20,7 @@ objects created per call; no cache outlives them.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Protocol
 
@@ -74,6 +75,12 @@ class Kernel(Protocol):
 
 # Elements of the (pairs, n, m) temporaries of the exact log-sum-exp fallback.
 _EXACT_BLOCK = 1 << 21
+# Largest per-pair absorbed kernel (N, n, m) in elements: a batch that the
+# shared kernel cannot represent switches to one absorbed kernel per pair
+# when it fits (1024 pairs x 64 x 64 bins = 4M elements) ...
+_PAIR_BUDGET = 1 << 23
+# ... and when at least this fraction of its pairs needed the exact fallback.
+_PAIR_SWITCH = 0.125
 # Re-absorb the potentials into the kernel when their spread around the
 # absorbed ones (in units of eps, per pair) exceeds this.
 _ABSORB_TAU = {"float64": 40.0, "float32": 12.0}
@@ -102,8 +109,20 @@ class DenseKernel:
     max-shifted log-sum-exp over ``C`` for that pair, so results are exact
     for any potentials (heterogeneous batches, tiny ``eps``); the kernel is
     re-absorbed at the latest potentials when that happened or when their
-    spread exceeded ``_ABSORB_TAU``. With ``lazy=True`` (inside ``jax.jit``)
-    every call is the exact log-sum-exp (no value is read, no state changes).
+    spread exceeded ``_ABSORB_TAU``.
+
+    When one shared kernel cannot represent the batch (at least
+    ``_PAIR_SWITCH`` of the pairs needed the exact fallback: e.g. one-hot
+    targets with a large ``(max C - min C) / eps``) and ``N * n * m <=
+    _PAIR_BUDGET``, the kernel switches to *per-pair* absorption: centres
+    ``alpha`` (N, n), ``beta`` (N, m) and kernels ``K`` (N, n, m), one
+    batched matrix-vector product per call; only the pairs whose sums are
+    inaccurate (or whose spread exceeds ``_ABSORB_TAU``) are recomputed
+    exactly and re-absorbed. ``calls`` counts the paths taken (``"shared"``,
+    ``"per_pair"`` calls, ``"exact_pairs"`` pairs recomputed exactly).
+
+    With ``lazy=True`` (inside ``jax.jit``) every call is one exact
+    log-sum-exp over (N, n, m) (no value is read, no state changes).
     """
 
     def __init__(self, C: Array, *, xp, lazy: bool = False):
@@ -116,11 +135,14 @@ class DenseKernel:
         self._last = [None, None]  # latest potentials seen: [cols input (f), rows input (g)]
         self._stale = True
         self._gibbs = None  # (eps, K, cmin, K * C) of the scaling method
+        self._pp = None  # per-pair absorption: alpha (N, n), beta (N, m), K (N, n, m), its sums (N, n), (N, m)
+        self.calls = {"shared": 0, "per_pair": 0, "exact_pairs": 0}
         dt = C.dtype
         tiny = float(xp.finfo(dt).smallest_normal)
         self._thr = tiny**0.25  # smallest accurate row sum
         self._kcut = tiny**0.5  # kernel entries flushed to zero below this
         self._vcut = tiny**0.4  # scaled potentials flushed below this
+        self._ulp = float(xp.finfo(dt).eps)  # mass lost to the flush must stay below ulp * sum
         self._tau = _ABSORB_TAU[_dname(xp, dt)]
 
     # -- protocol --------------------------------------------------------------
@@ -133,7 +155,13 @@ class DenseKernel:
         return self._range
 
     def take(self, index):
-        return self  # shared by the batch: nothing per pair
+        if self._pp is None:
+            return self  # shared by the batch: nothing per pair
+        xp = self.xp
+        new = copy.copy(self)
+        new._pp = tuple(xp.take(x, index, axis=0) for x in self._pp)
+        new._last = [None if x is None else xp.take(x, index, axis=0) for x in self._last]
+        return new
 
     def softmin_rows(self, h, eps):
         return self._softmin(h, eps, rows=True)[0]
@@ -221,6 +249,8 @@ class DenseKernel:
         zero = xp.zeros((), dtype=C.dtype)
         K = xp.where(K >= self._kcut, K, zero)
         self.alpha, self.beta, self.K = alpha, beta, K
+        # sums of K over the input axis: bound the mass lost to flushed V entries
+        self.Ksum = (xp.sum(K, axis=1), xp.sum(K, axis=0))  # (n,) for rows, (m,) for cols
         self.KT = xp.matrix_transpose(K)
         self.KC = None
         self._eps = eps
@@ -230,8 +260,16 @@ class DenseKernel:
         """(softmin, mean cost of the conditional plan or None) for ``h``."""
         xp = self.xp
         if self.lazy:
-            return _exact(xp, self.C, h, eps, rows, weighted)
+            return _exact_block(xp, self.C if rows else xp.matrix_transpose(self.C), h, eps, weighted)
         self._last[1 if rows else 0] = h
+        other = self._last[0 if rows else 1]
+        if other is not None and other.shape[0] != h.shape[0]:  # a shared kernel seen by a smaller batch
+            self._last[0 if rows else 1] = None
+        if self._pp is not None:
+            if self._eps == eps and self._pp[0].shape[0] == h.shape[0]:
+                return self._softmin_pairs(h, eps, rows, weighted)
+            self._pp = None
+        self.calls["shared"] += 1
         if self._stale or self._eps != eps:
             self._absorb(eps)
         cin, cout = (self.beta, self.alpha) if rows else (self.alpha, self.beta)
@@ -249,9 +287,14 @@ class DenseKernel:
                 self.KC = self.K * self.C
             KCx = xp.matrix_transpose(self.KC) if rows else self.KC
             cbar = _mm(xp, V, KCx) / R
-        bad = ~(R >= self._thr) | ~(R < math.inf)
+        bad = ~(R >= self._thr) | ~(R < math.inf) | (self.Ksum[0 if rows else 1] * self._vcut > R * self._ulp)
         if bool(xp.any(bad)):
             pairs = xp.nonzero(xp.any(bad, axis=-1))[0]
+            N, (n, m) = h.shape[0], self.shape
+            if pairs.shape[0] >= _PAIR_SWITCH * N and N > 1 and N * n * m <= _PAIR_BUDGET:
+                self._absorb_pairs(None, eps)  # this batch needs one kernel per pair
+                return self._softmin_pairs(h, eps, rows, weighted)
+            self.calls["exact_pairs"] += int(pairs.shape[0])
             ex, exc = _exact(xp, self.C, xp.take(h, pairs, axis=0), eps, rows, weighted)
             out = _put_rows(xp, out, pairs, ex)
             if weighted:
@@ -263,6 +306,76 @@ class DenseKernel:
             if not bool(xp.all(t - lo <= self._tau)):
                 self._stale = True
         return out, cbar
+
+    def _absorb_pairs(self, pairs, eps):
+        """Per-pair kernels ``K_p = exp((alpha_pi + beta_pj - C_ij) / eps)`` at the latest
+        potentials, for the pairs ``pairs`` (None: all, replacing the shared kernel)."""
+        xp, C = self.xp, self.C
+        f, g = self._last
+        if pairs is not None:
+            f, g = (None if x is None else xp.take(x, pairs, axis=0) for x in (f, g))
+        k = (f if f is not None else g).shape[0]
+        n, m = self.shape
+        nan = xp.asarray(math.nan, dtype=C.dtype)
+        A = xp.full((k, n), nan) if f is None else xp.where(xp.isfinite(f), f, nan)
+        B = xp.full((k, m), nan) if g is None else xp.where(xp.isfinite(g), g, nan)
+        # missing centres (masked bins, potentials not seen yet): hard c-transforms
+        B = _fill(xp, B, _cmin(xp, C, A, axis=1))
+        A = _fill(xp, A, _cmin(xp, C, B, axis=2))
+        A = _fill(xp, A, xp.zeros((), dtype=C.dtype))  # nothing seen for this pair
+        B = _fill(xp, B, _cmin(xp, C, A, axis=1))
+        K = xp.exp((A[:, :, None] + B[:, None, :] - C) / eps)
+        K = xp.where(K >= self._kcut, K, xp.zeros((), dtype=C.dtype))
+        new = (A, B, K, xp.sum(K, axis=2), xp.sum(K, axis=1))  # + sums over the input axes
+        if pairs is None:
+            self._pp, self._eps = new, eps
+        else:
+            self._pp = tuple(_set_rows(xp, x, pairs, y) for x, y in zip(self._pp, new))
+
+    def _softmin_pairs(self, h, eps, rows, weighted):
+        """The softmin through the per-pair kernels; exact for pairs they cannot represent."""
+        xp = self.xp
+        self.calls["per_pair"] += 1
+        A, B, K, Krow, Kcol = self._pp
+        cin, cout = (B, A) if rows else (A, B)
+        y = (h - cin) / eps
+        t = xp.max(y, axis=-1, keepdims=True)
+        t = xp.where(xp.isfinite(t), t, xp.zeros((), dtype=t.dtype))
+        V = xp.exp(y - t)
+        V = xp.where(V >= self._vcut, V, xp.zeros((), dtype=V.dtype))
+        if rows:  # R_p = K_p @ V_p, or V_p @ K_p (both contiguous batched products)
+            R = xp.matmul(K, V[:, :, None])[:, :, 0]
+        else:
+            R = xp.matmul(V[:, None, :], K)[:, 0, :]
+        out = cout - eps * (t + xp.log(R))
+        cbar = None
+        if weighted:
+            KC = K * self.C
+            cbar = (xp.matmul(KC, V[:, :, None])[:, :, 0] if rows else xp.matmul(V[:, None, :], KC)[:, 0, :]) / R
+        lost = (Krow if rows else Kcol) * self._vcut > R * self._ulp  # flushed V entries could matter
+        bad = xp.any(~(R >= self._thr) | ~(R < math.inf) | lost, axis=-1)
+        fin = xp.isfinite(y)
+        lo = xp.min(xp.where(fin, y, t), axis=-1)
+        stale = bad | (t[:, 0] - lo > self._tau)
+        if bool(xp.any(bad)):
+            pairs = xp.nonzero(bad)[0]
+            self.calls["exact_pairs"] += int(pairs.shape[0])
+            ex, exc = _exact(xp, self.C, xp.take(h, pairs, axis=0), eps, rows, weighted)
+            out = _put_rows(xp, out, pairs, ex)
+            if weighted:
+                cbar = _put_rows(xp, cbar, pairs, exc)
+        if bool(xp.any(stale)):
+            self._absorb_pairs(xp.nonzero(stale)[0], eps)
+        return out, cbar
+
+
+def _cmin(xp, C, X, axis):
+    """Hard c-transform over the finite entries of ``X``: ``min_i (C_ij - X_pi)`` (axis=1, X (k, n))
+    or ``min_j (C_ij - X_pj)`` (axis=2, X (k, m)); NaN where ``X`` has no finite entry."""
+    Xf = xp.where(xp.isfinite(X), X, xp.asarray(-math.inf, dtype=C.dtype))
+    Z = C - (Xf[:, :, None] if axis == 1 else Xf[:, None, :])
+    r = xp.min(Z, axis=axis)
+    return xp.where(r < math.inf, r, xp.asarray(math.nan, dtype=C.dtype))
 
 
 def _zero_nan(xp, x):
@@ -295,9 +408,18 @@ def _put_rows(xp, out, pairs, rows):
     N = out.shape[0]
     pos = xp.full((N,), -1, dtype=pairs.dtype)
     pos = _scatter(xp, pos, pairs, xp.arange(pairs.shape[0], dtype=pairs.dtype))
-    mask = (pos >= 0)[:, None]
+    mask = xp.reshape(pos >= 0, (N,) + (1,) * (out.ndim - 1))
     gathered = xp.take(rows, xp.where(pos >= 0, pos, xp.zeros((), dtype=pos.dtype)), axis=0)
     return xp.where(mask, gathered, out)
+
+
+def _set_rows(xp, x, pairs, rows):
+    """``x[pairs] = rows``, in place where the namespace allows it (``x`` is owned by the kernel)."""
+    try:
+        x[pairs] = rows
+        return x
+    except (TypeError, ValueError, IndexError, NotImplementedError, RuntimeError):
+        return _put_rows(xp, x, pairs, rows)
 
 
 def _scatter(xp, x, index, values):

@@ -24,6 +24,7 @@ messages are the same either way.
 from __future__ import annotations
 
 import math
+import sys
 import numbers
 from collections.abc import Iterable, Sequence
 
@@ -423,6 +424,25 @@ def _fast_totals(x: np.ndarray, margin: float):
     return x.sum(axis=-1), 0.0
 
 
+def _cpu_views(a, b, M):
+    """Zero-copy numpy views of torch CPU tensors ``a``, ``b``, ``M`` (``None`` kept), or None."""
+    torch = sys.modules.get("torch")
+    if torch is None or type(a) is not torch.Tensor:
+        return None
+    out = []
+    for x in (a, b, M):
+        if x is None:
+            out.append(None)
+        elif type(x) is torch.Tensor and x.device.type == "cpu" and x.layout == torch.strided:
+            try:
+                out.append(x.detach().numpy())
+            except (RuntimeError, TypeError):  # conjugate/negative views, dtypes numpy lacks
+                return None
+        else:
+            return None
+    return out
+
+
 def _fast_accept(a, b, M, check_mass: bool, nonneg_cost: bool) -> bool:
     """True when plain numpy float inputs pass every check of :func:`check_histograms`.
 
@@ -554,6 +574,9 @@ def check_histograms(
         a, b = _uniform_if_missing(a, b, M)
     if type(a) is np.ndarray and _fast_accept(a, b, M, check_mass, nonneg_cost):
         return _npx, a, b, M
+    views = _cpu_views(a, b, M)  # torch CPU tensors: the same checks on their numpy views
+    if views is not None and _fast_accept(*views, check_mass, nonneg_cost):
+        return namespace(a, b, M), a, b, M
     na, nb, nM = names
     xp = namespace(a, b, M)
     a_ = as_float(a, xp, name=na)

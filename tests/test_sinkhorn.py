@@ -191,6 +191,82 @@ def test_heterogeneous_batch_small_reg_equals_single_pairs():
         np.testing.assert_allclose(res.grad[i], r.grad, rtol=1e-6, atol=1e-9)
 
 
+def _log_reference(a, b, M, reg, n_iter):
+    """Algorithm 1 in the log domain with scipy's logsumexp, one pair at a time (zero-mass bins
+    masked, their potentials the c-transforms): an independent per-pair reference."""
+    from scipy.special import logsumexp
+
+    costs = []
+    for ai, bi in zip(a, b):
+        la = np.where(ai > 0, reg * np.log(np.where(ai > 0, ai, 1)), 0)
+        lb = np.where(bi > 0, reg * np.log(np.where(bi > 0, bi, 1)), 0)
+        f = np.full(ai.shape, -reg * np.log(ai.size))
+        for it in range(n_iter + 1):
+            fm = np.where(ai > 0, f, -np.inf)
+            g = lb - reg * logsumexp((fm[:, None] - M) / reg, axis=0)
+            if it == n_iter:
+                break
+            f = la - reg * logsumexp((np.where(bi > 0, g, -np.inf)[None, :] - M) / reg, axis=1)
+        P = np.exp((fm[:, None] + np.where(bi > 0, g, -np.inf)[None, :] - M) / reg)
+        costs.append((P * M).sum())
+    return np.array(costs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_hot_training_batch_large_ratio_takes_per_pair_kernels(dtype):
+    # one-hot targets at (max M - min M)/reg = 630: one shared absorbed kernel cannot represent the
+    # batch; the kernel switches to per-pair absorbed kernels (batched products) instead of
+    # recomputing every pair exactly at every step, and the values equal the per-pair reference
+    from otcore._sinkhorn import _finalize, _problem, _solve
+
+    rng = np.random.default_rng(3)
+    N, n, n_iter = 256, 64, 20
+    a = rng.dirichlet(np.ones(n), N)
+    a[:4, :5] = 0.0  # empty bins in some predictions
+    a /= a.sum(1, keepdims=True)
+    b = np.eye(n)[rng.integers(0, n, N)]
+    i = np.arange(n, dtype=np.float64)
+    M = np.abs(i[:, None] - i[None, :])
+    reg = float(M.max()) / 630
+    prob = _problem(a.astype(dtype), b.astype(dtype), M.astype(dtype), reg, n_iter, None, "log", "auto",
+                    None, True)
+    with np.errstate(all="ignore"):
+        res = _finalize(prob, *_solve(prob))
+    calls = prob.kernel.calls
+    assert calls["per_pair"] > 0
+    # the exact fallback covers at most a few steps' worth of pairs, not 2 * n_iter steps' worth
+    assert calls["exact_pairs"] < 4 * N, calls
+    ref = _log_reference(a, b, M, reg, n_iter)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(np.asarray(res.cost, dtype=np.float64), ref, rtol=rtol)
+    assert np.all(np.isfinite(res.f)) and np.all(np.isfinite(res.g))
+
+
+def test_shared_kernel_heterogeneous_batch_equals_reference():
+    # pairs whose potentials differ by far more than the shared kernel's range: rows whose sum would
+    # miss flushed terms are recomputed exactly (this gave a 28% error before)
+    from otcore._sinkhorn import _finalize, _problem, _solve
+    import otcore._kernels as K
+
+    rng = np.random.default_rng(4)
+    N, n = 64, 32
+    a = rng.dirichlet(np.ones(n), N)
+    b = np.eye(n)[rng.integers(0, n, N)]
+    i = np.arange(n, dtype=np.float64)
+    M = np.abs(i[:, None] - i[None, :])
+    reg = float(M.max()) / 630
+    prob = _problem(a, b, M, reg, 3, None, "log", "auto", None, True)
+    old = K._PAIR_SWITCH
+    K._PAIR_SWITCH = math.inf  # keep the shared kernel (the path under test)
+    try:
+        with np.errstate(all="ignore"):
+            res = _finalize(prob, *_solve(prob))
+    finally:
+        K._PAIR_SWITCH = old
+    assert prob.kernel.calls["per_pair"] == 0
+    np.testing.assert_allclose(res.cost, _log_reference(a, b, M, reg, 3), rtol=1e-10)
+
+
 def test_plan_marginals():
     a, b, M = problem(10, 8, N=4, seed=10)
     for tol in (1e-6, 1e-10):
@@ -632,3 +708,38 @@ def test_jit_program_size_does_not_grow_with_n_iter(method):
         return len(text.splitlines())  # equations (the loop length is a literal)
 
     assert size(10) == size(1000)
+
+
+@pytest.mark.parametrize("method", ["scaling", "log"])
+def test_fixed_iterations_stop_at_a_rounding_fixed_point(method, monkeypatch):
+    # one-hot targets: Algorithm 1 reaches its fixed point (to rounding) within a few iterations;
+    # the driver stops there and the result equals all n_iter iterations of a plain loop
+    import otcore._sinkhorn as S
+
+    rng = np.random.default_rng(5)
+    N, n, n_iter, reg = 100, 4, 50, 0.1
+    a = rng.dirichlet(np.ones(n), N)
+    b = np.eye(n)[rng.integers(0, n, N)]
+    i = np.arange(n, dtype=np.float64)
+    M = np.abs(i[:, None] - i[None, :])
+    K = np.exp(-M / reg)
+    u = np.full((N, n), 1.0 / n)
+    for _ in range(n_iter):
+        u = a / ((b / (u @ K)) @ K.T)
+    v = b / (u @ K)
+    ref = np.einsum("pi,ij,pj,ij->p", u, K, v, M)
+    calls = []
+    first = S._ScalingSteps.first if method == "scaling" else S._LogSteps.first
+
+    def counting(self, state):
+        calls.append(1)
+        return first(self, state)
+
+    monkeypatch.setattr(S._ScalingSteps if method == "scaling" else S._LogSteps, "first", counting)
+    res = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=None, method=method)
+    assert len(calls) < n_iter // 2 and res.n_iter == n_iter
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-12)
+    # a problem far from its fixed point runs every iteration
+    calls.clear()
+    sinkhorn(a, rng.dirichlet(np.ones(n), N), M, 0.01, n_iter=n_iter, tol=None, method=method)
+    assert len(calls) == n_iter + 1

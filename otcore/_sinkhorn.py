@@ -624,7 +624,8 @@ def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY, relax=True):
         from jax import lax
 
         state = lax.fori_loop(0, n_iter, lambda _, s: steps.second(steps.first(s)), state)
-        n_iter = 0
+        mid = steps.first(state)
+        return _gather(xp, [(np.arange(state.shape[0]), *_pick(xp, steps, mid, steps.error(mid), None))], n_iter)
     idx = np.arange(state.shape[0])
     done = []  # (indices, f, g, err, certified)
     it = 0
@@ -636,6 +637,7 @@ def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY, relax=True):
             prev = xp.asarray(state, copy=True)
             state = steps.second(steps.first(state))
             if _stationary(xp, state, prev, steps.reg if steps.method == "log" else 0.0):
+                n_iter = it  # n_iter reports the iterations actually done
                 break
             continue
         mid = steps.first(state)
@@ -657,7 +659,7 @@ def _drive(steps, state, n_iter, tol, *, every=_CHECK_EVERY, relax=True):
     mid = steps.first(state)
     err = steps.error(mid)
     done.append((idx, *_pick(xp, steps, mid, err, None)))
-    return _gather(xp, done, max(it, n_iter))
+    return _gather(xp, done, n_iter)
 
 
 def _stationary(xp, state, prev, scale) -> bool:

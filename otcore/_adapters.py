@@ -17,13 +17,12 @@ neither torch nor jax.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 from otcore._array import is_lazy, namespace, size, to_host
 from otcore._losses import cdf_emd_loss_grads, emd_loss_grads, sinkhorn_loss_grads, tree_emd_loss_grads
-from otcore._validate import _min_max, check_values
+from otcore._validate import check_values, mass_tolerance, scan_masses
 
 REDUCTIONS = ("mean", "sum", "none")
 VALUES = ("sinkhorn", "regularized")
@@ -70,8 +69,6 @@ the table: the framework differentiates :func:`otcore.wasserstein_1d` itself
 
 # float16 / bfloat16: computed in float32, results cast back (both adapters)
 HALF = ("float16", "bfloat16")
-# relative mass tolerance of half-precision inputs (a float16 softmax sums to 1 within ~n * 2**-11)
-HALF_MASS_RTOL = 1e-2
 
 
 def dtype_name(dtype) -> str:
@@ -87,8 +84,8 @@ def compute_dtype(dtype) -> str | None:
 def match_half_masses(pred, target, xp):
     """Half-precision histograms, upcast: ``target`` rescaled to ``pred``'s total per row.
 
-    Equal masses are checked at half precision (relative ``HALF_MASS_RTOL``)
-    instead of the float32 tolerance, which a float16 softmax misses;
+    Equal masses are checked at half precision (the library's one mass rule,
+    :func:`otcore._validate.mass_tolerance` of float16: ``1e-2``) instead of the float32 tolerance, which a float16 softmax misses;
     ``target`` is rescaled so that the core's float32 check passes (the
     gradient with respect to ``pred`` is unchanged). Lazy inputs: rescaled,
     not checked.
@@ -98,10 +95,11 @@ def match_half_masses(pred, target, xp):
     if not is_lazy(pred) and not is_lazy(target) and size(sp):
         rel = xp.max(xp.abs(sp - st) / xp.maximum(xp.maximum(sp, st), xp.asarray(1e-30, dtype=sp.dtype)))
         rel = float(to_host(rel))
-        if not rel <= HALF_MASS_RTOL:
+        tol = mass_tolerance("float16")
+        if not rel <= tol:
             raise ValueError(
                 f"pred and target must have the same total mass per row (relative tolerance "
-                f"{HALF_MASS_RTOL:g} for float16/bfloat16 input, got {rel:.3g}); normalise both, "
+                f"{tol:g} for float16/bfloat16 input, got {rel:.3g}); normalise both, "
                 "e.g. x / x.sum(-1, keepdims=True)"
             )
     return target * (sp / st)
@@ -187,17 +185,11 @@ def check_cost_shape(M, pred, target) -> None:
 
 
 def check_masses(x, name: str) -> None:
-    """NaN/inf or negative masses raise; skipped on lazy arrays (JAX tracers, inside ``jit``)."""
-    if is_lazy(x) or size(x) == 0:
+    """NaN/inf, negative masses or all-zero rows raise (the library's one scan,
+    :func:`otcore._validate.scan_masses`); skipped on lazy arrays (JAX tracers, inside ``jit``)."""
+    if size(x) == 0:
         return
-    lo, hi = _min_max(x, namespace(x))  # one transfer on GPUs; NaN propagates into both, +-inf into one
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or infinite entries; all masses must be finite")
-    if lo < 0:
-        raise ValueError(
-            f"{name} has negative entries (min {lo:g}); masses must be >= 0 "
-            "(apply a softmax to raw scores first)"
-        )
+    scan_masses(x, name, hint=" (apply a softmax to raw scores first)")
 
 
 def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):

@@ -51,10 +51,14 @@ import numpy as np
 try:
     from otcore import _nsimplex
 except ImportError as exc:  # pragma: no cover - an install without the built extension
+    import os
+
     raise ImportError(
-        "otcore's exact solver is a C extension (otcore._nsimplex) that is not built here. "
-        "Install otcore with a C compiler available: python -m pip install . (or -e . in a "
-        "checkout, which builds it in place)."
+        "otcore's exact solver is a C extension (otcore._nsimplex) that is not built in "
+        f"{os.path.dirname(os.path.abspath(__file__))}. In a source checkout, build it in place "
+        "with python -m pip install -e . (a plain pip install . builds it only for the "
+        "installed copy, which a checkout in the current directory shadows); elsewhere install "
+        "otcore with a C compiler available."
     ) from exc
 
 __all__ = ["certify", "solve_batch"]

@@ -34,6 +34,7 @@ __all__ = [
     "cdf_emd_loss_grads",
     "tree_emd_loss_grads",
     "sinkhorn_method",
+    "sinkhorn_divergence_loss_grads",
 ]
 
 SINKHORN_GRADS = ("frogner", "implicit")
@@ -260,3 +261,42 @@ def tree_emd_loss_grads(a, b, _unused=None, need=(True, True, False), *, parent,
         tree_emd_grad(b, a, parent, weight, rho=rho) if need[1] else None,
         None,
     )
+
+
+def sinkhorn_divergence_loss_grads(a, b, x, y, need=(True, True, True, True), *, reg, metric="sqeuclidean",
+                                   scale=1.0, n_iter=1000, tol=1e-9, memory=None):
+    r"""The Sinkhorn divergence between weighted point clouds and its gradients (Feydy et al. 2019).
+
+    :math:`S_\varepsilon(a, b)` of :func:`otcore.sinkhorn_divergence` over
+    the lazy cost ``PointCloud(x, y, metric=metric, scale=scale)``, with the
+    gradients of :func:`otcore.sinkhorn_divergence_value_and_grad` (envelope
+    theorem, exact at convergence). The four inputs are the loss's
+    differentiable inputs, in the order ``(a, b, x, y)``; the points are
+    shared by the batch of weights.
+
+    Parameters
+    ----------
+    a, b : arrays, batch + (n,), batch + (m,)
+        Weights of equal total mass per batch entry.
+    x, y : arrays (n, d), (m, d)
+        The points.
+    need : 4 booleans
+        Which of ``(d_a, d_b, d_x, d_y)`` to compute (the position
+        gradients cost a few more passes over the costs).
+
+    Returns
+    -------
+    (value, (d_a, d_b, d_x, d_y)) : ``value`` of the batch shape; ``d_x``
+    batch + (n, d) and ``d_y`` batch + (m, d) per batch entry; a gradient not
+    in ``need`` is None. ``d_a`` and ``d_b`` are exact along perturbations that
+    keep the total mass (the divergence compares measures of equal mass).
+    """
+    from otcore._divergence import sinkhorn_divergence_value_and_grad
+    from otcore._pointcloud import PointCloud
+
+    kw = {} if memory is None else {"memory": memory}
+    C = PointCloud(x, y, metric=metric, scale=scale, **kw)
+    value, (d_a, d_b, d_x, d_y) = sinkhorn_divergence_value_and_grad(
+        a, b, C, reg, positions=bool(need[2] or need[3]), n_iter=n_iter, tol=tol
+    )
+    return value, tuple(g if w else None for g, w in zip((d_a, d_b, d_x, d_y), need))

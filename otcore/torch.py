@@ -624,6 +624,9 @@ def _check_points(a, x, b, y):
         a = torch.full(x.shape[:1], 1.0 / x.shape[0], dtype=dtype, device=x.device)
     if b is None:
         b = torch.full(y.shape[:1], 1.0 / y.shape[0], dtype=dtype, device=y.device)
+    if a.ndim != b.ndim:  # one weight vector against a batch: broadcast
+        batch = (a if a.ndim > b.ndim else b).shape[:-1]
+        a, b = a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])
     half = _half(a) or _half(b)
     a, b = a.to(dtype), b.to(dtype)
     if half:

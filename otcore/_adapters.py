@@ -27,6 +27,7 @@ from otcore._losses import (
     emd_loss_grads,
     sinkhorn_divergence_loss_grads,
     sinkhorn_loss_grads,
+    sinkhorn_unbalanced_loss_grads,
     tree_emd_loss_grads,
 )
 from otcore._validate import _min_max, check_values
@@ -92,6 +93,11 @@ SPECS["sinkhorn_divergence_loss"] = LossSpec(
     ("reg", "metric", "scale", "n_iter", "tol"), None, host=True, square=False, inputs=4,
 )
 POINTS = "a, b = weights, x, y = points"
+# sinkhorn_loss(..., reg_m=...): the unbalanced problem's value and gradients (masses free)
+SPECS["sinkhorn_unbalanced_loss"] = LossSpec(
+    "sinkhorn_loss", sinkhorn_unbalanced_loss_grads, ("reg", "reg_m", "n_iter", "tol", "method"), "M",
+    square=False,
+)
 
 # float16 / bfloat16: computed in float32, results cast back (both adapters)
 HALF = ("float16", "bfloat16")

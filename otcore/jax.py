@@ -212,7 +212,7 @@ class _Static(dict):
 
 # --------------------------------------------------------------------------- Sinkhorn
 def sinkhorn_loss(
-    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner"
+    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner", reg_m=None
 ):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn), JAX.
 
@@ -265,6 +265,8 @@ def sinkhorn_loss(
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
+    if reg_m is not None:
+        return _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction)
     pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
     # the core's "auto" choice made while M is still concrete (inside the custom_vjp it is traced)
@@ -579,3 +581,27 @@ def sinkhorn_divergence_loss(
     static = {"reg": reg, "metric": metric, "scale": scale, "n_iter": n_iter, "tol": tol}
     loss = reduce(_loss_many(SPECS["sinkhorn_divergence_loss"], _Static(static), a, b, x, y), reduction)
     return loss if loss.dtype == out_dtype else loss.astype(out_dtype)
+
+
+# --------------------------------------------------------------------------- unbalanced Sinkhorn
+def _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction):
+    """``sinkhorn_loss(..., reg_m=...)``: the spec ``sinkhorn_unbalanced_loss`` (masses free: never rescaled)."""
+    if value != "regularized":
+        raise ValueError(
+            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
+            "(the exact gradient of <P, M> is not available for unbalanced transport)"
+        )
+    check_devices(_device_of, _MOVE, pred=pred, target=target)
+    pred = _check_array(pred, "pred")
+    target = _check_array(target, "target")
+    check_pair_shapes(pred, target, square=False)
+    check_masses(pred, "pred")
+    check_masses(target, "target")
+    out_dtype = pred.dtype
+    if compute_dtype(pred.dtype) is not None or compute_dtype(target.dtype) is not None:
+        pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
+    elif target.dtype != pred.dtype:
+        target = target.astype(pred.dtype)
+    M = _as_cost(M, pred, target)
+    static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": sinkhorn_method(M, reg)}
+    return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)

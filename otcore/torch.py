@@ -265,7 +265,7 @@ def _check_no_grad(x, name: str, why: str) -> None:
 
 # --------------------------------------------------------------------------- Sinkhorn
 def sinkhorn_loss(
-    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner"
+    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner", reg_m=None
 ):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn).
 
@@ -340,6 +340,8 @@ def sinkhorn_loss(
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
+    if reg_m is not None:
+        return _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction)
     pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
     static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": "auto"}
@@ -754,3 +756,25 @@ class SinkhornDivergence(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"reg={self.reg}, metric={self.metric!r}, scale={self.scale}, reduction={self.reduction!r}"
+
+
+# --------------------------------------------------------------------------- unbalanced Sinkhorn
+def _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction):
+    """``sinkhorn_loss(..., reg_m=...)``: the spec ``sinkhorn_unbalanced_loss`` (masses free: never rescaled)."""
+    if value != "regularized":
+        raise ValueError(
+            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
+            "(the exact gradient of <P, M> is not available for unbalanced transport)"
+        )
+    _check_tensor(pred, "pred")
+    _check_tensor(target, "target")
+    check_pair_shapes(pred, target, square=False)
+    check_devices(_device_of, _MOVE, pred=pred, target=target)
+    out_dtype = pred.dtype
+    if _half(pred) or _half(target):
+        pred, target = pred.float(), target.float()
+    elif target.dtype != pred.dtype:
+        target = target.to(pred.dtype)
+    M = _as_cost(M, pred, target)
+    static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": "auto"}
+    return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)

@@ -241,8 +241,9 @@ def sinkhorn_loss(
         device raises). Differentiable, e.g. ``otcore.cost_matrix(x, y)``.
     reg : float
         Entropic regularisation :math:`\varepsilon > 0`.
-    n_iter, tol, value, reduction, grad
-        As in :func:`otcore.torch.sinkhorn_loss`.
+    n_iter, tol, value, reduction, grad, reg_m
+        As in :func:`otcore.torch.sinkhorn_loss` (``reg_m``: unbalanced
+        transport, with ``value="regularized"``).
 
     Returns
     -------

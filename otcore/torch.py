@@ -301,6 +301,17 @@ def sinkhorn_loss(
     grad : {"frogner", "implicit"}
         Gradient with respect to ``pred``/``target`` for
         ``value="sinkhorn"`` (see Notes). Ignored for ``"regularized"``.
+    reg_m : float, (float, float) or None
+        Unbalanced transport (Frogner et al. 2015): the marginal constraints
+        replaced by ``reg_m * KL(P 1 | pred) + reg_m * KL(P^T 1 | target)``
+        (a pair for the two sides, ``math.inf`` for an exact one), as
+        :func:`otcore.sinkhorn`; the masses may differ and are never
+        rescaled. Needs ``value="regularized"``: the loss is the minimised
+        unbalanced objective, with the envelope-theorem gradients
+        :math:`\rho_a(1 - e^{-\hat f/\rho_a}) + \varepsilon(\sum b - e^{-\hat f/\rho_a})`
+        for ``pred`` (likewise for ``target``, :math:`\hat f = f -
+        \varepsilon\log a`) and the plan for ``M``; not centred (the
+        masses are free).
 
     Returns
     -------

@@ -13,6 +13,7 @@ from otcore._losses import sinkhorn_divergence_loss_grads
 torch = pytest.importorskip("torch")
 from otcore.torch import SinkhornDivergence  # noqa: E402
 from otcore.torch import sinkhorn_divergence_loss as torch_loss  # noqa: E402
+from otcore.torch import sinkhorn_loss as torch_loss_sk  # noqa: E402
 
 REG = 0.1
 TOL = 1e-12
@@ -261,3 +262,72 @@ def test_jax_bad_input(x64):
         jax_loss(jnp.array([-0.5, 1.0, 0.5]), x, None, x, REG)
     with pytest.raises(TypeError, match="x must be a jax.Array"):
         jax_loss(None, "points", None, x, REG)
+
+
+# --------------------------------------------------------------------------- unbalanced sinkhorn_loss (reg_m)
+def _unbalanced_inputs(seed=11):
+    rng = np.random.default_rng(seed)
+    return rng.random((2, 5)) + 0.05, (rng.random((2, 7)) + 0.05) * 1.7, rng.random((5, 7))
+
+
+def test_unbalanced_core_grads_match_central_differences():
+    from otcore._losses import sinkhorn_unbalanced_loss_grads
+
+    a, b, M = _unbalanced_inputs()
+    kw = dict(reg=0.3, reg_m=(0.7, 1.3), tol=1e-13, n_iter=100_000)
+    value, (d_a, d_b, d_M) = sinkhorn_unbalanced_loss_grads(a, b, M, **kw)
+    h = 1e-6
+    for k, (arr, grad) in enumerate(((a, d_a), (b, d_b), (M, d_M))):
+        u = np.random.default_rng(k).normal(size=arr.shape)
+        args_p = [a, b, M]
+        args_m = [a, b, M]
+        args_p[k], args_m[k] = arr + h * u, arr - h * u
+        fd = (sinkhorn_unbalanced_loss_grads(*args_p, **kw)[0] - sinkhorn_unbalanced_loss_grads(*args_m, **kw)[0]) / (2 * h)
+        an = (grad * u).sum(axis=tuple(range(1, u.ndim))) if k < 2 else (grad * u).sum(axis=(1, 2))
+        np.testing.assert_allclose(an, fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("reg_m", [0.5, (0.7, 1.3), (math.inf, 2.0)])
+def test_unbalanced_torch_gradcheck_and_pot(reg_m):
+    ot = pytest.importorskip("ot")
+    a, b, M = _unbalanced_inputs()
+    if isinstance(reg_m, tuple) and reg_m[0] == math.inf:
+        b = b / b.sum(-1, keepdims=True) * a.sum(-1, keepdims=True)  # an exact side: keep it feasible
+    kw = dict(value="regularized", tol=1e-12, n_iter=100_000, reduction="none")
+    f = lambda a, b, M: torch_loss_sk(a, b, M, 0.3, reg_m=reg_m, **kw)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (_t(a, True), _t(b, True), _t(M, True)), eps=1e-6, atol=1e-6, rtol=1e-5)
+    if not isinstance(reg_m, tuple):
+        got = f(_t(a), _t(b), _t(M)).numpy()
+        def kl(p, q):  # generalised KL
+            return float(np.sum(p * np.log(p / q) - p + q))
+
+        for k in range(2):  # the unbalanced objective at POT's plan
+            P = ot.sinkhorn_unbalanced(a[k], b[k], M, 0.3, reg_m, reg_type="kl", numItermax=100_000, stopThr=1e-14)
+            want = (np.sum(P * M) + 0.3 * kl(P, np.outer(a[k], b[k]))
+                    + reg_m * kl(P.sum(1), a[k]) + reg_m * kl(P.sum(0), b[k]))
+            assert got[k] == pytest.approx(want, rel=1e-8)
+
+
+def test_unbalanced_jax_matches_torch_and_half_precision(x64):
+    from otcore.jax import sinkhorn_loss as jax_sk
+
+    a, b, M = _unbalanced_inputs()
+    kw = dict(value="regularized", tol=1e-12, n_iter=100_000, reduction="sum")
+    g = jax.grad(lambda *v: jax_sk(*v, 0.3, reg_m=0.5, **kw), argnums=(0, 1, 2))(*map(jnp.asarray, (a, b, M)))
+    ts = [_t(v, True) for v in (a, b, M)]
+    torch_loss_sk(*ts, 0.3, reg_m=0.5, **kw).backward()
+    for gj, t in zip(g, ts):
+        np.testing.assert_allclose(np.asarray(gj), t.grad.numpy(), rtol=1e-9, atol=1e-12)
+    # float16: computed in float32, masses not rescaled, cast back
+    h = torch_loss_sk(*(torch.tensor(v, dtype=torch.float16) for v in (a, b, M)), 0.3, reg_m=0.5,
+                      value="regularized", reduction="sum")
+    assert h.dtype == torch.float16
+    assert float(h) == pytest.approx(float(torch_loss_sk(*map(_t, (a, b, M)), 0.3, reg_m=0.5, **kw)), rel=1e-2)
+
+
+def test_unbalanced_needs_regularized_value():
+    a, b, M = _unbalanced_inputs()
+    with pytest.raises(ValueError, match='value="regularized"'):
+        torch_loss_sk(_t(a), _t(b), _t(M), 0.3, reg_m=0.5)
+    with pytest.raises(ValueError, match="reg_m"):
+        torch_loss_sk(_t(a), _t(b), _t(M), 0.3, reg_m=-1.0, value="regularized")

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from otcore._array import is_lazy, namespace, size, to_host
-from otcore._losses import cdf_emd_loss_grads, emd_loss_grads, sinkhorn_loss_grads, tree_emd_loss_grads
+from otcore._losses import (
+    cdf_emd_loss_grads,
+    emd_loss_grads,
+    sinkhorn_divergence_loss_grads,
+    sinkhorn_loss_grads,
+    sinkhorn_unbalanced_loss_grads,
+    tree_emd_loss_grads,
+)
 from otcore._validate import check_values, mass_tolerance, scan_masses
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -47,11 +54,23 @@ class LossSpec:
     third: str | None
     host: bool = False
     square: bool = True
+    inputs: int = 3
 
     def call(self, a, b, third, need, static: dict):
         """``run`` with the core's errors renamed for the adapters' users."""
         with renamed_errors(self.name):
             return self.run(a, b, third, need, **static)
+
+    def call_many(self, arrays, need, static: dict, mapping: str = PAIR):
+        """``run(*arrays, need, **static)`` for a spec of ``inputs`` arrays, errors renamed.
+
+        The convention of every spec: the first two inputs are per-sample
+        (batch + their own shape, one gradient per batch entry), the others
+        are shared by the batch (the core returns their gradient per batch
+        entry; the adapter contracts it with the incoming gradient).
+        """
+        with renamed_errors(self.name, mapping):
+            return self.run(*arrays, need, **static)
 
 
 SPECS = {
@@ -66,6 +85,18 @@ SPECS = {
 """The losses with a closed-form backward. ``wasserstein_1d_loss`` is not in
 the table: the framework differentiates :func:`otcore.wasserstein_1d` itself
 (sorted-sample closed form, exact away from ties)."""
+
+# specs of more than three differentiable inputs: run through the adapters' second generic path
+SPECS["sinkhorn_divergence_loss"] = LossSpec(
+    "sinkhorn_divergence_loss", sinkhorn_divergence_loss_grads,
+    ("reg", "metric", "scale", "n_iter", "tol"), None, host=True, square=False, inputs=4,
+)
+POINTS = "a, b = weights, x, y = points"
+# sinkhorn_loss(..., reg_m=...): the unbalanced problem's value and gradients (masses free)
+SPECS["sinkhorn_unbalanced_loss"] = LossSpec(
+    "sinkhorn_loss", sinkhorn_unbalanced_loss_grads, ("reg", "reg_m", "n_iter", "tol", "method"), "M",
+    square=False,
+)
 
 # float16 / bfloat16: computed in float32, results cast back (both adapters)
 HALF = ("float16", "bfloat16")
@@ -226,3 +257,28 @@ def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):
                 w = xp.astype(w, dtype)
         weights.append(w)
     return u_values, v_values, weights[0], weights[1]
+
+
+def check_point_inputs(a, x, b, y) -> None:
+    """Shapes of a point-cloud loss's inputs: ``x`` (n, d), ``y`` (m, d), weights batch + (n,), batch + (m,)."""
+    for name, p in (("x", x), ("y", y)):
+        if p.ndim != 2 or p.shape[0] == 0:
+            raise ValueError(
+                f"{name} has shape {tuple(p.shape)}; pass a non-empty (n, d) array of n points in d dimensions "
+                f"(a single 1-D cloud is {name}[:, None])"
+            )
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)} but y has shape {tuple(y.shape)}; both clouds need the same dimension d"
+        )
+    for name, w, p, pname in (("a", a, x, "x"), ("b", b, y, "y")):
+        if w is not None and (w.ndim == 0 or w.shape[-1] != p.shape[0]):
+            raise ValueError(
+                f"{name} has shape {tuple(w.shape)} but {pname} holds {p.shape[0]} points; "
+                f"pass one weight per point (shape (..., {p.shape[0]})) or None for uniform weights"
+            )
+    if a is not None and b is not None and a.shape[:-1] != b.shape[:-1]:
+        raise ValueError(
+            f"a has batch shape {tuple(a.shape[:-1])} but b has {tuple(b.shape[:-1])}; "
+            "both must hold the same number of weight vectors"
+        )

@@ -34,6 +34,8 @@ __all__ = [
     "cdf_emd_loss_grads",
     "tree_emd_loss_grads",
     "sinkhorn_method",
+    "sinkhorn_divergence_loss_grads",
+    "sinkhorn_unbalanced_loss_grads",
 ]
 
 SINKHORN_GRADS = ("frogner", "implicit")
@@ -260,3 +262,92 @@ def tree_emd_loss_grads(a, b, _unused=None, need=(True, True, False), *, parent,
         tree_emd_grad(b, a, parent, weight, rho=rho) if need[1] else None,
         None,
     )
+
+
+def sinkhorn_divergence_loss_grads(a, b, x, y, need=(True, True, True, True), *, reg, metric="sqeuclidean",
+                                   scale=1.0, n_iter=1000, tol=1e-9, memory=None):
+    r"""The Sinkhorn divergence between weighted point clouds and its gradients (Feydy et al. 2019).
+
+    :math:`S_\varepsilon(a, b)` of :func:`otcore.sinkhorn_divergence` over
+    the lazy cost ``PointCloud(x, y, metric=metric, scale=scale)``, with the
+    gradients of :func:`otcore.sinkhorn_divergence_value_and_grad` (envelope
+    theorem, exact at convergence). The four inputs are the loss's
+    differentiable inputs, in the order ``(a, b, x, y)``; the points are
+    shared by the batch of weights.
+
+    Parameters
+    ----------
+    a, b : arrays, batch + (n,), batch + (m,)
+        Weights of equal total mass per batch entry.
+    x, y : arrays (n, d), (m, d)
+        The points.
+    need : 4 booleans
+        Which of ``(d_a, d_b, d_x, d_y)`` to compute (the position
+        gradients cost a few more passes over the costs).
+
+    Returns
+    -------
+    (value, (d_a, d_b, d_x, d_y)) : ``value`` of the batch shape; ``d_x``
+    batch + (n, d) and ``d_y`` batch + (m, d) per batch entry; a gradient not
+    in ``need`` is None. ``d_a`` and ``d_b`` are exact along perturbations that
+    keep the total mass (the divergence compares measures of equal mass).
+    """
+    from otcore._divergence import sinkhorn_divergence_value_and_grad
+    from otcore._pointcloud import PointCloud
+
+    kw = {} if memory is None else {"memory": memory}
+    C = PointCloud(x, y, metric=metric, scale=scale, **kw)
+    value, (d_a, d_b, d_x, d_y) = sinkhorn_divergence_value_and_grad(
+        a, b, C, reg, positions=bool(need[2] or need[3]), n_iter=n_iter, tol=tol
+    )
+    return value, tuple(g if w else None for g, w in zip((d_a, d_b, d_x, d_y), need))
+
+
+def sinkhorn_unbalanced_loss_grads(a, b, M, need=(True, True, True), *, reg, reg_m, n_iter=50, tol=None,
+                                   method="auto"):
+    r"""Unbalanced entropic OT (KL-relaxed marginals, Frogner et al. 2015) and its gradients.
+
+    The value is the minimised objective of :func:`otcore.sinkhorn` with
+    ``reg_m`` (``SinkhornResult.reg_cost``),
+
+    .. math::
+
+        \mathrm{UOT}(a, b) = \min_P \langle P, M\rangle + \varepsilon\,\mathrm{KL}(P | a\otimes b)
+            + \rho_a \mathrm{KL}(P1 | a) + \rho_b \mathrm{KL}(P^\top 1 | b),
+
+    with the gradients of the envelope theorem (exact at convergence; the
+    masses are free, so nothing is centred):
+
+    .. math::
+
+        \nabla_a = \rho_a(1 - e^{-\hat f/\rho_a}) + \varepsilon(\textstyle\sum_j b_j - e^{-\hat f/\rho_a}),
+        \qquad
+        \nabla_b = \rho_b(1 - e^{-\hat g/\rho_b}) + \varepsilon(\textstyle\sum_i a_i - e^{-\hat g/\rho_b}),
+        \qquad \nabla_M = P,
+
+    :math:`\hat f = f - \varepsilon \log a`, :math:`\hat g = g - \varepsilon
+    \log b` (``SinkhornResult.grad`` is :math:`\nabla_a`; for an exact
+    marginal, :math:`\rho = \infty`, the limit :math:`\hat g + \varepsilon(\sum a - 1)`).
+
+    Returns
+    -------
+    (value, (d_a, d_b, d_M)) ; a gradient not in ``need`` is None.
+    """
+    from otcore._sinkhorn import sinkhorn
+
+    res = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=tol, method=method, reg_m=reg_m)
+    d_b = None
+    if need[1]:
+        xp = namespace(res.g)
+        rho_b = reg_m[1] if isinstance(reg_m, (tuple, list)) else reg_m
+        bw = xp.broadcast_to(xp.astype(xp.asarray(b), res.g.dtype), res.g.shape)
+        aw = xp.broadcast_to(xp.astype(xp.asarray(a), res.f.dtype), res.f.shape)
+        pos = bw > 0
+        gh = xp.where(pos, res.g - reg * xp.log(xp.where(pos, bw, xp.ones((), dtype=bw.dtype))), res.g)
+        ma = xp.sum(aw, axis=-1, keepdims=True)
+        if rho_b == math.inf:
+            d_b = gh + reg * (ma - 1.0)
+        else:
+            e = xp.exp(-gh / rho_b)
+            d_b = rho_b * (1.0 - e) + reg * (ma - e)
+    return res.reg_cost, (res.grad if need[0] else None, d_b, res.plan if need[2] else None)

@@ -70,7 +70,9 @@ import array_api_compat.torch as _xp
 import numpy as np
 
 from otcore._adapters import (
+    POINTS,
     REDUCTIONS,
+    check_point_inputs,
     SPECS,
     VALUES,
     check_bins,
@@ -96,6 +98,8 @@ __all__ = [
     "wasserstein_1d_loss",
     "cdf_emd_loss",
     "tree_emd_loss",
+    "sinkhorn_divergence_loss",
+    "SinkhornDivergence",
 ]
 
 
@@ -261,7 +265,7 @@ def _check_no_grad(x, name: str, why: str) -> None:
 
 # --------------------------------------------------------------------------- Sinkhorn
 def sinkhorn_loss(
-    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner"
+    pred, target, M, reg, *, n_iter=50, tol=None, value="sinkhorn", reduction="mean", grad="frogner", reg_m=None
 ):
     r"""Entropic Wasserstein loss between batches of histograms (Sinkhorn).
 
@@ -297,6 +301,17 @@ def sinkhorn_loss(
     grad : {"frogner", "implicit"}
         Gradient with respect to ``pred``/``target`` for
         ``value="sinkhorn"`` (see Notes). Ignored for ``"regularized"``.
+    reg_m : float, (float, float) or None
+        Unbalanced transport (Frogner et al. 2015): the marginal constraints
+        replaced by ``reg_m * KL(P 1 | pred) + reg_m * KL(P^T 1 | target)``
+        (a pair for the two sides, ``math.inf`` for an exact one), as
+        :func:`otcore.sinkhorn`; the masses may differ and are never
+        rescaled. Needs ``value="regularized"``: the loss is the minimised
+        unbalanced objective, with the envelope-theorem gradients
+        :math:`\rho_a(1 - e^{-\hat f/\rho_a}) + \varepsilon(\sum b - e^{-\hat f/\rho_a})`
+        for ``pred`` (likewise for ``target``, :math:`\hat f = f -
+        \varepsilon\log a`) and the plan for ``M``; not centred (the
+        masses are free).
 
     Returns
     -------
@@ -336,6 +351,8 @@ def sinkhorn_loss(
     reg = check_scalar("reg", reg, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_scalar("tol", tol, positive=True, allow_none=True)
+    if reg_m is not None:
+        return _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction)
     pred, target, out_dtype = _check_pair(pred, target, square=False)
     M = _as_cost(M, pred, target)
     static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": "auto"}
@@ -553,3 +570,222 @@ def tree_emd_loss(pred, target, parent, weight=None, *, rho=1, reduction="mean")
     pred, target, out_dtype = _check_pair(pred, target)
     static = {"parent": parent, "weight": weight, "rho": rho}
     return _apply("tree_emd_loss", pred, target, None, static, reduction, out_dtype)
+
+
+
+# --------------------------------------------------------------------------- the generic Function of many inputs
+class _ManyLossFn(torch.autograd.Function):
+    """Any spec of ``otcore._adapters.SPECS`` with ``inputs`` arrays, its reduction fused in.
+
+    The same contract as :class:`_LossFn` for any number of inputs: the
+    first two are per-sample, the others shared by the batch
+    (:meth:`otcore._adapters.LossSpec.call_many`); the core computes only
+    the gradients whose inputs require one.
+    """
+
+    @staticmethod
+    def forward(ctx, run, *arrays):
+        spec, static, reduction = run
+        need = ctx.needs_input_grad[1:]
+        value, grads = spec.call_many(tuple(_to_core(x) for x in arrays), need, static, POINTS)
+        value = _from_core(value)
+        nb = value.ndim
+        ctx.scale = 1.0 / max(value.numel(), 1) if reduction == "mean" else 1.0
+        ctx.reduced = reduction != "none"
+        out = []
+        for i, d in enumerate(grads):
+            d = _from_core(d)
+            if d is not None and i >= 2 and ctx.reduced and nb:  # shared input: sum the batch now
+                d = d.sum(dim=tuple(range(nb)))
+            out.append(d)
+        ctx.save_for_backward(*out)
+        return reduce(value, reduction, _xp)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout):
+        g = gout * ctx.scale if ctx.reduced and ctx.scale != 1.0 else gout
+        res = [None]
+        for i, d in enumerate(ctx.saved_tensors):
+            if d is None:
+                res.append(None)
+            elif ctx.reduced:
+                res.append(g * d)
+            elif i < 2:
+                res.append(gout.unsqueeze(-1) * d)
+            else:  # per-sample losses: contract the batch of the shared input
+                res.append(torch.tensordot(gout, d, dims=gout.ndim))
+        return tuple(res)
+
+
+def _check_points(a, x, b, y):
+    """Types, shapes, devices of a point-cloud loss; uniform weights for None; halves upcast.
+
+    Returns ``(a, x, b, y, out_dtype)``, all of ``x``'s dtype (float32 for
+    float16/bfloat16 input).
+    """
+    x = _check_tensor(x, "x")
+    y = _check_tensor(y, "y")
+    a = None if a is None else _check_tensor(a, "a")
+    b = None if b is None else _check_tensor(b, "b")
+    check_devices(_device_of, _MOVE, x=x, y=y, a=a, b=b)
+    check_point_inputs(a, x, b, y)
+    out_dtype = x.dtype
+    dtype = torch.float32 if any(t is not None and _half(t) for t in (a, x, b, y)) else x.dtype
+    x, y = x.to(dtype), y.to(dtype)
+    if a is None:
+        a = torch.full(x.shape[:1], 1.0 / x.shape[0], dtype=dtype, device=x.device)
+    if b is None:
+        b = torch.full(y.shape[:1], 1.0 / y.shape[0], dtype=dtype, device=y.device)
+    if a.ndim != b.ndim:  # one weight vector against a batch: broadcast
+        batch = (a if a.ndim > b.ndim else b).shape[:-1]
+        a, b = a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])
+    half = _half(a) or _half(b)
+    a, b = a.to(dtype), b.to(dtype)
+    if half:
+        b = match_half_masses(a, b, _xp)
+    return a, x, b, y, out_dtype
+
+
+def sinkhorn_divergence_loss(
+    a, x, b, y, reg, *, metric="sqeuclidean", scale=1.0, n_iter=1000, tol=1e-9, reduction="mean"
+):
+    r"""Sinkhorn divergence between weighted point clouds (Feydy et al. 2019), PyTorch.
+
+    .. math::
+
+        S_\varepsilon(\alpha, \beta) = \mathrm{OT}_\varepsilon(\alpha, \beta)
+            - \tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha)
+            - \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta),
+        \qquad \alpha = \sum_i a_i \delta_{x_i},\ \beta = \sum_j b_j \delta_{y_j},
+
+    computed by :func:`otcore.sinkhorn_divergence` on the lazy cost
+    ``otcore.PointCloud(x, y, metric=metric, scale=scale)`` (no n x m
+    matrix is stored beyond the cloud's memory budget). Gradients with
+    respect to the weights and the positions come from
+    :func:`otcore.sinkhorn_divergence_value_and_grad` (envelope theorem,
+    exact at convergence); only those of the inputs that require grad are
+    computed.
+
+    Parameters
+    ----------
+    a : torch.Tensor of shape (n,) or (N, n), or None
+        Weights of the points ``x`` (uniform when None). A batch of weight
+        vectors shares the clouds.
+    x : torch.Tensor, shape (n, d)
+    b : torch.Tensor of shape (m,) or (N, m), or None
+        Weights of ``y``, the same total mass as ``a``.
+    y : torch.Tensor, shape (m, d)
+    reg : float
+        :math:`\varepsilon > 0`, in the units of the cost. GeomLoss's
+        ``SamplesLoss("sinkhorn", p=2, blur=s)`` is ``reg=s**2`` with
+        ``scale=0.5`` (its cost is :math:`\tfrac12\|x-y\|^2`).
+    metric : {"sqeuclidean", "euclidean", ...}
+        As in :class:`otcore.PointCloud`; ``scale`` multiplies the cost.
+    n_iter, tol
+        Maximum Sinkhorn iterations and the marginal tolerance of each of
+        the three solves.
+    reduction : {"mean", "sum", "none"}
+        Over the batch of weight vectors.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d, or of the weights' batch shape (``"none"``), of ``x``'s dtype.
+        float16/bfloat16 inputs are computed in float32 and cast back;
+        inputs on different devices raise ``ValueError``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    >>> y = torch.tensor([[0.0, 0.5], [1.0, 0.5]], dtype=torch.float64)
+    >>> loss = sinkhorn_divergence_loss(None, x, None, y, 0.01, scale=0.5)
+    >>> print(f"{loss.item():.4f}")
+    0.1250
+    >>> loss.backward()
+    >>> print(x.grad.numpy().round(3))
+    [[ 0.  -0.25]
+     [ 0.  -0.25]]
+    """
+    check_choice("reduction", reduction, REDUCTIONS)
+    reg = check_scalar("reg", reg, positive=True)
+    scale = check_scalar("scale", scale, positive=True)
+    n_iter = check_int("n_iter", n_iter, minimum=1)
+    tol = check_scalar("tol", tol, positive=True, allow_none=True)
+    a, x, b, y, out_dtype = _check_points(a, x, b, y)
+    static = {"reg": reg, "metric": metric, "scale": scale, "n_iter": n_iter, "tol": tol}
+    loss = _ManyLossFn.apply((SPECS["sinkhorn_divergence_loss"], static, reduction), a, b, x, y)
+    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
+
+
+class SinkhornDivergence(torch.nn.Module):
+    r"""The Sinkhorn divergence between point clouds as a ``torch.nn`` loss module.
+
+    Called like GeomLoss's ``SamplesLoss``: ``loss(x, y)`` with uniform
+    weights, or ``loss(a, x, b, y)`` with weights (either may be None).
+    See :func:`sinkhorn_divergence_loss` for the maths, the arguments and
+    the gradients. ``SinkhornDivergence(s**2, scale=0.5)`` is GeomLoss's
+    ``SamplesLoss("sinkhorn", p=2, blur=s, debias=True)``.
+
+    Parameters
+    ----------
+    reg : float
+        :math:`\varepsilon > 0`.
+    metric, scale, n_iter, tol, reduction
+        As in :func:`sinkhorn_divergence_loss`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = SinkhornDivergence(0.01, scale=0.5)
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    >>> print(f"{float(loss(x, x + torch.tensor([0.0, 0.5], dtype=torch.float64))):.4f}")
+    0.1250
+    """
+
+    def __init__(self, reg, *, metric="sqeuclidean", scale=1.0, n_iter=1000, tol=1e-9, reduction="mean"):
+        super().__init__()
+        check_choice("reduction", reduction, REDUCTIONS)
+        self.reg = check_scalar("reg", reg, positive=True)
+        self.metric, self.scale, self.n_iter, self.tol, self.reduction = metric, scale, n_iter, tol, reduction
+
+    def forward(self, *args):
+        """``forward(x, y)`` (uniform weights) or ``forward(a, x, b, y)``."""
+        if len(args) == 2:
+            a, x, b, y = None, args[0], None, args[1]
+        elif len(args) == 4:
+            a, x, b, y = args
+        else:
+            raise TypeError(
+                f"SinkhornDivergence takes (x, y) or (a, x, b, y), got {len(args)} arguments"
+            )
+        return sinkhorn_divergence_loss(
+            a, x, b, y, self.reg, metric=self.metric, scale=self.scale, n_iter=self.n_iter, tol=self.tol,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"reg={self.reg}, metric={self.metric!r}, scale={self.scale}, reduction={self.reduction!r}"
+
+
+# --------------------------------------------------------------------------- unbalanced Sinkhorn
+def _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction):
+    """``sinkhorn_loss(..., reg_m=...)``: the spec ``sinkhorn_unbalanced_loss`` (masses free: never rescaled)."""
+    if value != "regularized":
+        raise ValueError(
+            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
+            "(the exact gradient of <P, M> is not available for unbalanced transport)"
+        )
+    _check_tensor(pred, "pred")
+    _check_tensor(target, "target")
+    check_pair_shapes(pred, target, square=False)
+    check_devices(_device_of, _MOVE, pred=pred, target=target)
+    out_dtype = pred.dtype
+    if _half(pred) or _half(target):
+        pred, target = pred.float(), target.float()
+    elif target.dtype != pred.dtype:
+        target = target.to(pred.dtype)
+    M = _as_cost(M, pred, target)
+    static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": "auto"}
+    return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)

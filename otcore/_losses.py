@@ -265,7 +265,7 @@ def tree_emd_loss_grads(a, b, _unused=None, need=(True, True, False), *, parent,
 
 
 def sinkhorn_divergence_loss_grads(a, b, x, y, need=(True, True, True, True), *, reg, metric="sqeuclidean",
-                                   scale=1.0, n_iter=1000, tol=1e-9, memory=None):
+                                   scale=1.0, n_iter=1000, tol="auto", memory=None):
     r"""The Sinkhorn divergence between weighted point clouds and its gradients (Feydy et al. 2019).
 
     :math:`S_\varepsilon(a, b)` of :func:`otcore.sinkhorn_divergence` over

@@ -529,7 +529,7 @@ def _check_points(a, x, b, y):
 
 
 def sinkhorn_divergence_loss(
-    a, x, b, y, reg, *, metric="sqeuclidean", scale=1.0, n_iter=1000, tol=1e-9, reduction="mean"
+    a, x, b, y, reg, *, metric="sqeuclidean", scale=1.0, n_iter=1000, tol="auto", reduction="mean"
 ):
     r"""Sinkhorn divergence between weighted point clouds (Feydy et al. 2019), JAX.
 
@@ -577,7 +577,7 @@ def sinkhorn_divergence_loss(
     reg = check_scalar("reg", reg, positive=True)
     scale = check_scalar("scale", scale, positive=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
-    tol = check_scalar("tol", tol, positive=True, allow_none=True)
+    tol = tol if tol == "auto" else check_scalar("tol", tol, positive=True, allow_none=True)
     a, x, b, y, out_dtype = _check_points(a, x, b, y)
     static = {"reg": reg, "metric": metric, "scale": scale, "n_iter": n_iter, "tol": tol}
     loss = reduce(_loss_many(SPECS["sinkhorn_divergence_loss"], _Static(static), a, b, x, y), reduction)

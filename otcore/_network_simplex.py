@@ -46,13 +46,14 @@ Nothing is compiled at run time: a first call costs milliseconds.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 try:
     from otcore import _nsimplex
 except ImportError as exc:  # pragma: no cover - an install without the built extension
-    import os
-
     raise ImportError(
         "otcore's exact solver is a C extension (otcore._nsimplex) that is not built in "
         f"{os.path.dirname(os.path.abspath(__file__))}. In a source checkout, build it in place "
@@ -96,8 +97,33 @@ def solve_batch(A, B, M, *, max_iter=None):
     info = np.zeros((N, 2), dtype=np.int64)
     if N and n and m:
         max_iter = 2**62 if max_iter is None else int(max_iter)
-        _nsimplex.solve(A, B, M, max_iter, f, g, rows, cols, vals, info)
+        # the pairs are independent and the C kernel releases the GIL: a batch is cut
+        # into contiguous row blocks solved in parallel by a pool that lives for this call
+        bounds = np.linspace(0, N, _workers(N) + 1).astype(int)
+
+        def solve(k):
+            s = slice(bounds[k], bounds[k + 1])
+            _nsimplex.solve(A[s], B[s], M, max_iter, f[s], g[s], rows[s], cols[s], vals[s], info[s])
+
+        if len(bounds) == 2:
+            solve(0)
+        else:
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                list(pool.map(solve, range(len(bounds) - 1)))
     return f, g, rows, cols, vals, info[:, 0], info[:, 1]
+
+
+# a thread is started for at least this many pairs of a batch
+_PAIRS_PER_THREAD = 64
+
+
+def _workers(N: int) -> int:
+    """Threads for a batch of ``N`` pairs: the usable cores, at least 64 pairs each."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, N // _PAIRS_PER_THREAD))
 
 
 def certify(A, B, M, f, g, rows, cols, vals):

@@ -132,3 +132,22 @@ def test_certify_rejects_indices_outside_the_cost_matrix():
         certify(A, B, M, f, g, rows, cols, vals[:, :1])
     with pytest.raises(ValueError, match="M has the wrong shape"):
         certify(A, B, M.T[:1], f, g, rows, cols, vals)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_a_batch_split_over_threads_equals_one_call(monkeypatch, workers):
+    import otcore._network_simplex as ns
+
+    rng = np.random.default_rng(3)
+    N, n, m = 301, 9, 7
+    A = rng.random((N, n)) * (rng.random((N, n)) > 0.3)
+    A[:, 0] += 0.1
+    B = rng.random((N, m))
+    B *= (A.sum(1) / B.sum(1))[:, None]
+    M = np.round(rng.random((n, m)) * 3)  # ties
+    monkeypatch.setattr(ns, "_workers", lambda N: 1)
+    one = solve_batch(A, B, M)
+    monkeypatch.setattr(ns, "_workers", lambda N: workers)
+    split = solve_batch(A, B, M)
+    for x, y in zip(one, split):
+        np.testing.assert_array_equal(x, y)

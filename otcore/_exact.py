@@ -334,7 +334,7 @@ def emd(a, b, M, *, method: str = "auto", tol: float = 1e-11, **kwargs) -> EMDRe
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._exact import emd
+    >>> from otcore import emd
     >>> a = np.array([0.5, 0.5]); b = np.array([0.25, 0.75])
     >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> res = emd(a, b, M)
@@ -405,7 +405,7 @@ def emd2(a, b, M, **kwargs) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._exact import emd2
+    >>> from otcore import emd2
     >>> x = np.arange(4.0)
     >>> M = np.abs(x[:, None] - x[None, :])
     >>> print(f"{float(emd2(np.array([1., 0, 0, 0]), np.array([0., 0, 0, 1]), M)):.4f}")

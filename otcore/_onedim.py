@@ -172,7 +172,7 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, *, p=1) -
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._onedim import wasserstein_1d
+    >>> from otcore import wasserstein_1d
     >>> print(f"{float(wasserstein_1d(np.array([0., 1., 3.]), np.array([5., 6., 8.]))):.4f}")
     5.0000
     >>> print(f"{float(wasserstein_1d([0., 1.], [0., 1.], [3., 1.], [2., 2.])):.4f}")
@@ -343,7 +343,7 @@ def cdf_emd(a, b, *, rho=1, spacing=None) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._onedim import cdf_emd
+    >>> from otcore import cdf_emd
     >>> a = np.array([0.2, 0.4, 0.2, 0.2]); b = np.array([0.0, 0.5, 0.5, 0.0])
     >>> print(f"{float(cdf_emd(a, b)):.4f}", f"{float(cdf_emd(a, b, rho=2)):.4f}")
     0.5000 0.0900
@@ -387,7 +387,7 @@ def cdf_emd_grad(a, b, *, rho=1, spacing=None) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._onedim import cdf_emd_grad
+    >>> from otcore import cdf_emd_grad
     >>> a = np.array([0.2, 0.4, 0.2, 0.2]); b = np.array([0.0, 0.5, 0.5, 0.0])
     >>> print(np.round(np.asarray(cdf_emd_grad(a, b)), 4))
     [ 1.  0. -1.  0.]

@@ -154,7 +154,7 @@ def pairwise_distances(
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._pairwise import pairwise_distances
+    >>> from otcore import pairwise_distances
     >>> A = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
     >>> M = np.abs(np.arange(3)[:, None] - np.arange(3)[None, :]).astype(float)
     >>> pairwise_distances(A, M=M)

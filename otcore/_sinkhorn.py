@@ -985,7 +985,7 @@ def sinkhorn(
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._sinkhorn import sinkhorn
+    >>> from otcore import sinkhorn
     >>> a = np.array([0.5, 0.5]); b = np.array([0.25, 0.75])
     >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> res = sinkhorn(a, b, M, reg=0.1)
@@ -1015,7 +1015,7 @@ def sinkhorn2(a, b, M, reg, **kwargs) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._sinkhorn import sinkhorn2
+    >>> from otcore import sinkhorn2
     >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> print(f"{float(sinkhorn2([0.5, 0.5], [0.25, 0.75], M, 0.1)):.4f}")
     0.2500

@@ -248,7 +248,7 @@ def compile_tree(parent, weight=None) -> Tree:
 
     Examples
     --------
-    >>> from otcore._tree import compile_tree
+    >>> from otcore import compile_tree
     >>> t = compile_tree([-1, 0, 0, 1], [0.0, 1.0, 2.0, 0.5])
     >>> t.n, t.root, t.order.tolist(), t.end.tolist()
     (4, 0, [0, 1, 3, 2], [4, 3, 3, 4])
@@ -384,7 +384,7 @@ def tree_emd(a, b, parent, weight=None, *, rho=1) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._tree import compile_tree, tree_emd
+    >>> from otcore import compile_tree, tree_emd
     >>> t = compile_tree([-1, 0, 0, 1, 1], [0.0, 1.0, 2.0, 0.5, 0.5])
     >>> a = np.array([0.0, 0.0, 0.0, 1.0, 0.0]); b = np.array([0.0, 0.0, 1.0, 0.0, 0.0])
     >>> print(f"{float(tree_emd(a, b, t)):.4f}")   # 0.5 + 1 + 2: leaf 3 to leaf 2
@@ -425,7 +425,7 @@ def tree_emd_grad(a, b, parent, weight=None, *, rho=1) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> from otcore._tree import tree_emd_grad
+    >>> from otcore import tree_emd_grad
     >>> parent = [-1, 0, 0]; weight = [0.0, 1.0, 3.0]
     >>> g = tree_emd_grad(np.array([0., 1., 0.]), np.array([0., 0., 1.]), parent, weight)
     >>> print(np.round(np.asarray(g), 4))
@@ -466,7 +466,7 @@ def tree_metric(parent, weight=None) -> np.ndarray:
 
     Examples
     --------
-    >>> from otcore._tree import tree_metric
+    >>> from otcore import tree_metric
     >>> tree_metric([-1, 0, 0], [0.0, 1.0, 3.0]).tolist()
     [[0.0, 1.0, 3.0], [1.0, 0.0, 4.0], [3.0, 4.0, 0.0]]
     """
@@ -499,7 +499,7 @@ def tree_from_children(children) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> from otcore._tree import tree_from_children
+    >>> from otcore import tree_from_children
     >>> p, w = tree_from_children([[0, 1], [2, [3, 4]]])
     >>> p.tolist()
     [5, 5, 7, 6, 6, 8, 7, 8, -1]
@@ -630,7 +630,7 @@ def tree_from_linkage(Z) -> tuple[np.ndarray, np.ndarray]:
     --------
     >>> import numpy as np
     >>> from scipy.cluster.hierarchy import linkage
-    >>> from otcore._tree import tree_from_linkage
+    >>> from otcore import tree_from_linkage
     >>> Z = linkage(np.array([[0.0], [1.0], [5.0]]), method="single")
     >>> p, w = tree_from_linkage(Z)
     >>> p.tolist(), w.tolist()

@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
-from otcore._array import is_lazy, namespace, size, to_host
+from otcore._array import device, is_lazy, namespace, size, to_host
 from otcore._losses import (
     cdf_emd_loss_grads,
     emd_loss_grads,
@@ -257,6 +257,37 @@ def check_samples(u_values, v_values, u_weights, v_weights, as_array, xp=None):
                 w = xp.astype(w, dtype)
         weights.append(w)
     return u_values, v_values, weights[0], weights[1]
+
+
+def prepare_points(a, x, b, y):
+    """Weights and points of a point-cloud loss, after the framework's type checks.
+
+    Shapes checked; ``None`` weights become uniform; one weight vector against
+    a batch is broadcast; masses checked; half precision upcast to float32
+    (the contract of every loss), with ``b`` rescaled to ``a``'s total at the
+    half-precision tolerance. Returns ``(a, x, b, y, out_dtype)``.
+    """
+    check_point_inputs(a, x, b, y)
+    xp = namespace(x, y)
+    out_dtype = x.dtype
+    half = any(t is not None and compute_dtype(t.dtype) is not None for t in (a, x, b, y))
+    dtype = xp.float32 if half else x.dtype
+    x, y = xp.astype(x, dtype), xp.astype(y, dtype)
+    if a is None:
+        a = xp.full(x.shape[:1], 1.0 / x.shape[0], dtype=dtype, device=device(x))
+    if b is None:
+        b = xp.full(y.shape[:1], 1.0 / y.shape[0], dtype=dtype, device=device(y))
+    if a.ndim != b.ndim:  # one weight vector against a batch: broadcast
+        batch = tuple((a if a.ndim > b.ndim else b).shape[:-1])
+        a = xp.broadcast_to(a, batch + tuple(a.shape[-1:]))
+        b = xp.broadcast_to(b, batch + tuple(b.shape[-1:]))
+    half_w = compute_dtype(a.dtype) is not None or compute_dtype(b.dtype) is not None
+    a, b = xp.astype(a, dtype), xp.astype(b, dtype)
+    check_masses(a, "a")
+    check_masses(b, "b")
+    if half_w:
+        b = match_half_masses(a, b, xp)
+    return a, x, b, y, out_dtype
 
 
 def check_point_inputs(a, x, b, y) -> None:

@@ -50,7 +50,7 @@ import numpy as np
 from otcore._adapters import (
     POINTS,
     REDUCTIONS,
-    check_point_inputs,
+    prepare_points,
     SPECS,
     VALUES,
     check_bins,
@@ -506,26 +506,7 @@ def _check_points(a, x, b, y):
     y = _check_array(y, "y")
     a = None if a is None else _check_array(a, "a")
     b = None if b is None else _check_array(b, "b")
-    check_point_inputs(a, x, b, y)
-    out_dtype = x.dtype
-    half = any(t is not None and compute_dtype(t.dtype) is not None for t in (a, x, b, y))
-    dtype = jnp.float32 if half else x.dtype
-    x, y = x.astype(dtype), y.astype(dtype)
-    if a is None:
-        a = jnp.full(x.shape[:1], 1.0 / x.shape[0], dtype=dtype)
-    if b is None:
-        b = jnp.full(y.shape[:1], 1.0 / y.shape[0], dtype=dtype)
-    if a.ndim != b.ndim:  # one weight vector against a batch: broadcast (the callback's shapes need one batch)
-        batch = (a if a.ndim > b.ndim else b).shape[:-1]
-        a = jnp.broadcast_to(a, batch + a.shape[-1:])
-        b = jnp.broadcast_to(b, batch + b.shape[-1:])
-    check_masses(a, "a")
-    check_masses(b, "b")
-    half_w = compute_dtype(a.dtype) is not None or compute_dtype(b.dtype) is not None
-    a, b = a.astype(dtype), b.astype(dtype)
-    if half_w:
-        b = match_half_masses(a, b, jnp)
-    return a, x, b, y, out_dtype
+    return prepare_points(a, x, b, y)
 
 
 def sinkhorn_divergence_loss(

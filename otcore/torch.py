@@ -72,7 +72,7 @@ import numpy as np
 from otcore._adapters import (
     POINTS,
     REDUCTIONS,
-    check_point_inputs,
+    prepare_points,
     SPECS,
     VALUES,
     check_bins,
@@ -629,22 +629,7 @@ def _check_points(a, x, b, y):
     a = None if a is None else _check_tensor(a, "a")
     b = None if b is None else _check_tensor(b, "b")
     check_devices(_device_of, _MOVE, x=x, y=y, a=a, b=b)
-    check_point_inputs(a, x, b, y)
-    out_dtype = x.dtype
-    dtype = torch.float32 if any(t is not None and _half(t) for t in (a, x, b, y)) else x.dtype
-    x, y = x.to(dtype), y.to(dtype)
-    if a is None:
-        a = torch.full(x.shape[:1], 1.0 / x.shape[0], dtype=dtype, device=x.device)
-    if b is None:
-        b = torch.full(y.shape[:1], 1.0 / y.shape[0], dtype=dtype, device=y.device)
-    if a.ndim != b.ndim:  # one weight vector against a batch: broadcast
-        batch = (a if a.ndim > b.ndim else b).shape[:-1]
-        a, b = a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])
-    half = _half(a) or _half(b)
-    a, b = a.to(dtype), b.to(dtype)
-    if half:
-        b = match_half_masses(a, b, _xp)
-    return a, x, b, y, out_dtype
+    return prepare_points(a, x, b, y)
 
 
 def sinkhorn_divergence_loss(

@@ -161,26 +161,25 @@ def sinkhorn_loss_grads(a, b, M, need=(True, True, True), *, reg, n_iter=50, tol
     -------
     (value, (d_a, d_b, d_M)) ; a gradient not in ``need`` is None.
     """
-    from otcore._sinkhorn import sinkhorn
+    from otcore._sinkhorn import _host_solve, sinkhorn
 
     check_choice("grad", grad, SINKHORN_GRADS)
+    if tol is None and not need[2] and (grad == "frogner" or value == "regularized"):
+        # small dense numpy batches: the compiled driver's packed results, no record
+        run = _host_solve(a, b, M, reg, n_iter, method)
+        if run is not None:
+            d_b = run.g() if need[1] else None
+            return run.column(0 if value == "sinkhorn" else 1), (
+                run.grad() if need[0] else None, None if d_b is None else d_b - d_b.mean(-1, keepdims=True), None)
     res = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=tol, method=method)
-    xp = namespace(res.f)
+    d_b = _center(res.g, namespace(res.g)) if need[1] else None
     if value == "regularized":
-        loss = res.reg_cost
-        d_a = res.grad if need[0] else None
-        d_b = _center(res.g, xp) if need[1] else None
-        d_M = res.plan if need[2] else None
-        return loss, (d_a, d_b, d_M)
-    loss = res.cost
+        return res.reg_cost, (res.grad if need[0] else None, d_b, res.plan if need[2] else None)
     exact = need[2] or (grad == "implicit" and (need[0] or need[1]))
     ia, ib, iM = sinkhorn_implicit_grads(res, a, b, M) if exact else (None, None, None)
     if grad == "implicit":
-        d_a, d_b = ia, ib
-    else:
-        d_a = res.grad
-        d_b = _center(res.g, xp)
-    return loss, (d_a if need[0] else None, d_b if need[1] else None, iM if need[2] else None)
+        return res.cost, (ia if need[0] else None, ib if need[1] else None, iM if need[2] else None)
+    return res.cost, (res.grad if need[0] else None, d_b, iM if need[2] else None)
 
 
 def sinkhorn_method(M, reg) -> str:

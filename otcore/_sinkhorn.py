@@ -33,11 +33,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from array_api_compat import is_jax_array, is_torch_array
 
 from otcore._array import Array, is_lazy, is_numpy_namespace, namespace, to_host
+from otcore import _csinkhorn
 from otcore._kernels import DenseKernel, Kernel
 from otcore._pointcloud import PointCloud
 from otcore._validate import (
@@ -47,6 +49,7 @@ from otcore._validate import (
     check_histograms,
     check_int,
     check_scalar,
+    mass_tolerance,
     reject_pot_keywords,
 )
 
@@ -130,7 +133,7 @@ class SinkhornResult:
     method: str
     reg: float
     _M: Array = field(repr=False)
-    _a_pos: Array = field(repr=False)
+    _a_pos: Array = field(repr=False)  # positive on the support of a (broadcasts against f)
     _b_pos: Array = field(repr=False)
     _fg: tuple | None = field(default=None, repr=False)  # float32 f, g for float16 results
     _tol: float = field(default=0.0, repr=False)  # what `converged` means, per pair
@@ -147,7 +150,8 @@ class SinkhornResult:
         lead = tuple(self.f.shape[:-1])
         P = self._M.plan(xp.reshape(self.f, (-1, n)), xp.reshape(self.g, (-1, m)), self.reg)
         P = xp.reshape(P, lead + (n, m))
-        return P * self._a_pos[..., :, None] * self._b_pos[..., None, :]
+        zero = xp.zeros((), dtype=P.dtype)
+        return xp.where((self._a_pos > 0)[..., :, None] & (self._b_pos > 0)[..., None, :], P, zero)
 
     @property
     def plan(self) -> Array:
@@ -851,6 +855,112 @@ def _unbalanced_value(prob, f, g, fm, gm):
 
 
 # ---------------------------------------------------------------------------
+# the compiled driver: small dense batches in fixed-iteration mode, on the host
+# ---------------------------------------------------------------------------
+
+# the compiled driver takes batches of at most this many cost entries (N n m) in its scaling,
+# kernel log and exact log forms; beyond, the general engine is faster (BLAS matrix products,
+# absorbed kernels; measured on one x86 core)
+_HOST_WORK = (1 << 16, 1 << 21, 1 << 15)
+# ... and runs each soft-min as one product against a shared kernel while
+# (max M - min M) / reg is at most this (exact to rounding; see otcore/_csinkhorn.c),
+# an exact log-sum-exp of every term beyond
+_HOST_KERNEL_RATIO = 600.0
+
+
+class _HostRun(NamedTuple):
+    """What :func:`_host_solve` returns: the packed results and the batch's summary."""
+
+    out: np.ndarray  # batch + (2n + m + 5,) in the input dtype: f, g, grad, cost, reg_cost, error, ...
+    wide: np.ndarray  # the same in float64
+    n: int
+    m: int
+    n_iter: int  # iterations done (the most over the batch)
+    method: str
+    converged: bool
+    tol: float
+
+    def column(self, k):
+        """cost (0), reg_cost (1) or marginal error (2), of the batch shape."""
+        return self.out[..., 2 * self.n + self.m + k]
+
+    def grad(self):
+        return self.out[..., self.n + self.m : 2 * self.n + self.m]
+
+    def g(self):
+        return self.out[..., self.n : self.n + self.m]
+
+
+def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
+    """Fixed-iteration Sinkhorn of a small dense numpy batch in one C call; None if not of that kind.
+
+    The training-loop case (a few to a few hundred bins, batches of up to a
+    few thousand pairs, a fixed ``n_iter``), where the general engine's
+    per-call cost (the problem record, the driver's Python loop,
+    :func:`_finalize`) dwarfs the arithmetic. ``otcore/_csinkhorn.c`` runs
+    the iterations of :class:`_ScalingSteps` (``method="auto"`` while the
+    scaling rule of float64 holds; a pair whose scalings approach under- or
+    overflow is redone in the log form) or of :class:`_LogSteps` (the same
+    cold start ``u = 1/n``, early stop at 4 ulp and masked zero-mass bins),
+    then the quantities of :func:`_finalize`, in float64 whatever the input
+    (float32 results are rounded once, at the end). Returns None, and the
+    caller takes the general engine (which raises the library's errors), for
+    anything else: other namespaces, mixed dtypes, batch shapes other than
+    ``(n,)`` or ``(N, n)`` against ``(m,)`` or ``(N, m)``, more than
+    ``_HOST_WORK`` cost entries, and any input the compiled scan does not
+    accept (a NaN, a negative mass, totals near the mass tolerance).
+    """
+    if not (type(a) is np.ndarray and type(b) is np.ndarray and type(M) is np.ndarray):
+        return None
+    if eps_scaling not in ("auto", False, None) or method not in ("auto", "log") or type(n_iter) is not int:
+        return None
+    dt = a.dtype
+    if not (dt in _HOST_TOL and b.dtype == dt and M.dtype == dt and M.ndim == 2 and 0 < a.ndim <= 2
+            and 0 < b.ndim <= 2 and n_iter >= 1 and type(reg) in (int, float) and 0 < reg < math.inf):
+        return None
+    n, m = M.shape
+    if a.shape[-1] != n or b.shape[-1] != m or (a.ndim == b.ndim == 2 and a.shape[0] != b.shape[0]):
+        return None
+    batch = a.shape[:-1] if a.ndim == 2 else b.shape[:-1]
+    N = batch[0] if batch else 1
+    if N == 0 or N * n * m > max(_HOST_WORK):
+        return None
+    mtol, ctol, eps = _HOST_TOL[dt]
+    # the compiled scan sums in its own order (and float32 in float64): it accepts only
+    # totals a margin inside the mass rule, where the general checks agree
+    mtol -= 4.0 * (max(n, m) + 1) * eps
+    if dt != np.float64:
+        a, b, M = a.astype(np.float64), b.astype(np.float64), M.astype(np.float64)
+    W = np.empty((N, 2 * n + m + 5))
+    run = _csinkhorn.fixed(
+        np.ascontiguousarray(a).reshape(-1, n), np.ascontiguousarray(b).reshape(-1, m), np.ascontiguousarray(M),
+        float(reg), n_iter, mtol, _SCALING_RATIO["float64"] if method == "auto" else -1.0, _HOST_KERNEL_RATIO,
+        ctol, _HOST_WORK, W,
+    )
+    if run is None:
+        return None
+    if not batch:
+        W = W[0]
+    return _HostRun(W if dt == np.float64 else W.astype(dt), W, n, m, run[0], "log" if run[1] else "scaling",
+                    run[2], ctol)
+
+
+def _host_result(r: _HostRun, a, b, M, reg) -> SinkhornResult:
+    """The :class:`SinkhornResult` of a :func:`_host_solve` run."""
+    n, m, R = r.n, r.m, r.out
+    wide = R.dtype != r.wide.dtype
+    return SinkhornResult(
+        cost=r.column(0), reg_cost=r.column(1), f=R[..., :n], g=r.g(), grad=r.grad(), n_iter=r.n_iter,
+        converged=r.converged, marginal_error=r.column(2), method=r.method, reg=float(reg), _M=M, _a_pos=a,
+        _b_pos=b, _fg=(r.wide[..., :n], r.wide[..., n : n + m]) if wide else None, _tol=r.tol,
+    )
+
+
+# per accepted dtype: the mass tolerance (otcore._validate.mass_tolerance), the default tol, eps
+_HOST_TOL = {np.dtype(t): (mass_tolerance(t), _DEFAULT_TOL[t], float(np.finfo(t).eps)) for t in ("float64", "float32")}
+
+
+# ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
 
@@ -1003,6 +1113,10 @@ def sinkhorn(
     [0.   0.25 0.5 ]
     """
     reject_pot_keywords("sinkhorn", kwargs)
+    if tol is None and init is None and reg_m is None:
+        run = _host_solve(a, b, M, reg, n_iter, method, eps_scaling)
+        if run is not None:
+            return _host_result(run, a, b, M, reg)
     prob = _problem(a, b, M, reg, n_iter, tol, method, eps_scaling, init, warn, reg_m)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         f, g, err, it, ran = _solve(prob)

@@ -133,15 +133,13 @@ _USE_VIEWS = True
 
 def _to_core(x):
     """A CPU tensor as a zero-copy numpy view; anything else unchanged."""
-    if _USE_VIEWS and isinstance(x, torch.Tensor) and _viewable(x):
-        if x.requires_grad:
-            x = x.detach()
+    if _USE_VIEWS and isinstance(x, torch.Tensor) and x.dtype in _VIEW_DTYPES and x.device.type == "cpu":
+        x = x.detach()
         return (x.resolve_neg() if x.is_neg() else x).numpy()
     return x
 
 
-def _viewable(x) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+_VIEW_DTYPES = (torch.float32, torch.float64)
 
 
 def _from_core(x):
@@ -205,7 +203,8 @@ class _LossFn(torch.autograd.Function):
     The forward asks the core for the value and only the gradients whose
     inputs require one (``ctx.needs_input_grad``); the backward multiplies
     them by the incoming gradient (contracting the batch for the shared
-    third input, e.g. the cost ``M``).
+    third input, e.g. the cost ``M``). The gradients are constants of the
+    graph (neither inputs nor outputs), kept as plain ``ctx`` attributes.
     """
 
     @staticmethod
@@ -214,42 +213,50 @@ class _LossFn(torch.autograd.Function):
         # of ``apply`` costs time in the forward and the backward)
         spec, static, reduction = run
         need = ctx.needs_input_grad[1:4]
+        a, b, t = _to_core(pred), _to_core(target), _to_core(third)
         try:
-            value, grads = spec.call(_to_core(pred), _to_core(target), _to_core(third), need, static)
+            value, (d_a, d_b, d_t) = spec.call(a, b, t, need, static)
         except ValueError:
             # the core checks values (NaN, negative masses) on every eager call;
             # the adapter's own messages, naming pred/target, come first
-            check_masses(_to_core(pred), "pred")
-            check_masses(_to_core(target), "target")
+            check_masses(a, "pred")
+            check_masses(b, "target")
             raise
-        batch = tuple(pred.shape[:-1])
-        ctx.scale = 1.0 / max(size(value), 1) if reduction == "mean" else 1.0
         ctx.reduced = reduction != "none"
-        d_a, d_b, d_t = grads
-        if d_t is not None and ctx.reduced and batch:  # shared input: sum the batch now
-            d_t = _from_core(d_t).sum(dim=tuple(range(len(batch))))
-        ctx.save_for_backward(_from_core(d_a), _from_core(d_b), _from_core(d_t))
+        ctx.scale = 1.0 / max(size(value), 1) if reduction == "mean" else 1.0
+        if d_t is not None and ctx.reduced and pred.ndim > 1:  # shared input: sum the batch now
+            d_t = _from_core(d_t).sum(dim=tuple(range(pred.ndim - 1)))
+        ctx.grads = (_from_core(d_a), _from_core(d_b), _from_core(d_t))
         return _from_core(_reduce_core(value, reduction))
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, gout):
-        d_a, d_b, d_t = ctx.saved_tensors
-        if ctx.reduced:
-            g = gout * ctx.scale if ctx.scale != 1.0 else gout
-            ga = gb = gt = g
-        else:
-            ga = gb = gout.unsqueeze(-1)
-            gt = None
-        out_a = ga * d_a if d_a is not None else None
-        out_b = gb * d_b if d_b is not None else None
-        if d_t is None:
-            out_t = None
-        elif gt is not None:
-            out_t = gt * d_t
-        else:  # per-sample losses: contract the batch of the shared input
-            out_t = torch.tensordot(gout, d_t, dims=gout.ndim)
-        return None, out_a, out_b, out_t
+        if torch.is_grad_enabled():  # create_graph=True: the results refuse a second backward
+            return _backward_once(ctx, gout)
+        return _backward(ctx, gout)
+
+
+def _backward(ctx, gout):
+    d_a, d_b, d_t = ctx.grads
+    if ctx.reduced:
+        g = gout * ctx.scale if ctx.scale != 1.0 else gout
+        ga = gb = gt = g
+    else:
+        ga = gb = gout.unsqueeze(-1)
+        gt = None
+    out_a = ga * d_a if d_a is not None else None
+    out_b = gb * d_b if d_b is not None else None
+    if d_t is None:
+        out_t = None
+    elif gt is not None:
+        out_t = gt * d_t
+    else:  # per-sample losses: contract the batch of the shared input
+        out_t = torch.tensordot(gout, d_t, dims=gout.ndim)
+    return None, out_a, out_b, out_t
+
+
+# the loss is differentiable once: under create_graph=True, differentiating its gradients raises
+_backward_once = torch.autograd.function.once_differentiable(_backward)
 
 
 def _apply(name, pred, target, third, static, reduction, out_dtype):

@@ -861,7 +861,7 @@ def _unbalanced_value(prob, f, g, fm, gm):
 # the compiled driver takes batches of at most this many cost entries (N n m) in its scaling,
 # kernel log and exact log forms; beyond, the general engine is faster (BLAS matrix products,
 # absorbed kernels; measured on one x86 core)
-_HOST_WORK = (1 << 16, 1 << 21, 1 << 15)
+_HOST_WORK = (1 << 16, 1 << 23, 1 << 15)
 # ... and runs each soft-min as one product against a shared kernel while
 # (max M - min M) / reg is at most this (exact to rounding; see otcore/_csinkhorn.c),
 # an exact log-sum-exp of every term beyond
@@ -929,11 +929,10 @@ def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
     # the compiled scan sums in its own order (and float32 in float64): it accepts only
     # totals a margin inside the mass rule, where the general checks agree
     mtol -= 4.0 * (max(n, m) + 1) * eps
-    if dt != np.float64:
-        a, b, M = a.astype(np.float64), b.astype(np.float64), M.astype(np.float64)
     W = np.empty((N, 2 * n + m + 5))
     run = _csinkhorn.fixed(
-        np.ascontiguousarray(a).reshape(-1, n), np.ascontiguousarray(b).reshape(-1, m), np.ascontiguousarray(M),
+        np.ascontiguousarray(a if a.ndim == 2 else a[None], dtype=np.float64),
+        np.ascontiguousarray(b if b.ndim == 2 else b[None], dtype=np.float64), np.ascontiguousarray(M, dtype=np.float64),
         float(reg), n_iter, mtol, _SCALING_RATIO["float64"] if method == "auto" else -1.0, _HOST_KERNEL_RATIO,
         ctol, _HOST_WORK, W,
     )

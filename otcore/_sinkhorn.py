@@ -22,7 +22,11 @@ The engine follows OTT-JAX's separation of problem and solver:
 * one driver, :func:`_drive`: fixed iterations (a ``lax.fori_loop`` inside
   ``jax.jit``) or to a tolerance, where converged pairs leave the active set;
 * one :func:`_finalize`, the only place computing ``cost``, ``reg_cost``,
-  the potentials, ``grad`` and ``marginal_error``.
+  the potentials, ``grad`` and ``marginal_error``;
+* for small dense numpy batches in fixed-iteration mode (the training
+  loop's case), :func:`_host_solve`: the same iterations and finalize
+  quantities in one call into the C extension ``otcore/_csinkhorn.c``,
+  where the general engine's per-call cost would dwarf the arithmetic.
 
 Public names: :func:`sinkhorn`, :func:`sinkhorn2`, :class:`SinkhornResult`,
 :data:`SINKHORN_METHODS`.
@@ -1077,6 +1081,10 @@ def sinkhorn(
 
     **dtypes.** float64 and float32 run in their dtype; float16 and
     bfloat16 run in float32 and the results are returned in the input dtype.
+    Small numpy batches in fixed-iteration mode (at most ``2**16`` to
+    ``2**23`` cost entries ``N * n * m``, by form) run in one compiled call,
+    in float64 whatever the input, with the same iterations (``method``
+    then reports the form that ran).
 
     **Inside jax.jit** (``n_iter`` given, ``tol=None``) the loop is one
     ``lax.fori_loop`` (compile time independent of ``n_iter``); the log

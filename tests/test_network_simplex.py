@@ -1,4 +1,4 @@
-"""Tests of otcore._network_simplex: the ctypes wrappers of the C network simplex.
+"""Tests of otcore._network_simplex: the Python wrappers of the C network simplex.
 
 The solver's answers are tested through ``emd``/``emd2`` in tests/test_exact.py; here:
 the wrappers' checks (nothing out of shape or out of range ever reaches the C code),

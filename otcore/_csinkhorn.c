@@ -1,25 +1,30 @@
-/* Fixed-iteration log-domain Sinkhorn for small dense batches, in C (private; see
- * otcore._sinkhorn._host_fixed).
+/* Fixed-iteration Sinkhorn for small dense batches, in C (private; see
+ * otcore._sinkhorn._host_solve).
  *
  * One call runs, for every pair p of a batch sharing the cost M (n, m), the iterations of
- * otcore._sinkhorn._LogSteps in fixed-iteration mode and the quantities of
- * otcore._sinkhorn._finalize, in float64:
+ * otcore._sinkhorn in fixed-iteration mode and the quantities of its finalize, in float64:
  *
- *   g = reg log b + softmin_cols(f~),   f~ = reg log a + softmin_rows(g~)   (masked bins: -inf)
+ * - the scaling form (Algorithm 1: v = b / (u K), u = a / (K v), K = exp(-(M - min M) / reg))
+ *   while the caller's rule allows it; a pair whose scalings leave [2^-250, 2^250] is redone
+ *   in the log form;
+ * - the log form, g = reg log b + softmin_cols(f~), f~ = reg log a + softmin_rows(g~)
+ *   (masked bins: -inf), softmin_rows(h)_i = -reg log sum_j exp((h_j - M_ij) / reg). While
+ *   ratio = (max M - min M) / reg <= 600 a soft-min is one product against a kernel shared
+ *   by the batch, Kr_ij = exp(-(M_ij - min_j M_ij) / reg), of the max-shifted exponentials
+ *   V_j = exp(h_j / reg - t): the largest term of every row is >= exp(-ratio) while a term
+ *   lost to underflow is < exp(-708), so the sum is exact to rounding, with m + n
+ *   exponentials per half-step instead of n m. Beyond that ratio every term is
+ *   exponentiated (exact log-sum-exp).
  *
- * with softmin_rows(h)_i = -reg log sum_j exp((h_j - M_ij) / reg). While
- * ratio = (max M - min M) / reg <= 600 a soft-min is one product against a kernel shared by
- * the batch, Kr_ij = exp(-(M_ij - min_j M_ij) / reg), of the max-shifted exponentials
- * V_j = exp(h_j / reg - t): the largest term of every row is >= exp(-ratio) while a term lost
- * to underflow is < exp(-708), so the sum is exact to rounding; m + n exponentials per
- * half-step instead of n m. Beyond that ratio every term is exponentiated (exact
- * log-sum-exp). The iteration of a pair stops early, as the Python driver's, at a check
- * iteration (1, 2, 4, then every 8th) that changes f~ by at most 4 ulp of (|f~| + reg).
+ * Both start from u = 1/n and stop early, as the Python driver does, at a check iteration
+ * (1, 2, 4, then every 8th) that changes the state by at most 4 ulp.
  *
  * Outputs per pair: f (potentials, zero-mass bins hold the c-transform, shifted by
  * reg log sum(a)), g, grad = f - mean f, and stats = (cost <P, M>, reg_cost, marginal error,
- * iterations done). The inputs are validated by the caller (finite, non-negative, positive
- * totals); the bindings check item types, contiguity and shapes.
+ * iterations done, log form used). The inputs are scanned first (sk_accept): anything not
+ * finite, negative, of non-positive total or of unequal totals is refused, and the caller
+ * takes the general engine, whose checks name the problem. The bindings check item types,
+ * contiguity and shapes.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -77,6 +82,31 @@ static double sk_shift(const double *h, i64 k, double reg, double *V)
     return t;
 }
 
+/* -reg log sum_t exp((h_t - c_t) / reg), max-shifted, over the k costs c_t = c[t * step]
+ * (a row of M: step 1; a column: step m); *cbar (when not NULL) the mean cost under the
+ * softmax. */
+static double sk_exact(const double *h, const double *c, i64 step, i64 k, double reg,
+                       double *cbar)
+{
+    double mx = -INFINITY;
+    for (i64 t = 0; t < k; t++) {
+        double z = (h[t] - c[t * step]) / reg;
+        if (z > mx)
+            mx = z;
+    }
+    if (!isfinite(mx))
+        mx = 0.0;
+    double S = 0.0, C = 0.0;
+    for (i64 t = 0; t < k; t++) {
+        double e = exp((h[t] - c[t * step]) / reg - mx);
+        S += e;
+        C += e * c[t * step];
+    }
+    if (cbar)
+        *cbar = C / S;
+    return -reg * (mx + log(S));
+}
+
 /* out_i = -reg log sum_j exp((h_j - M_ij) / reg); cbar_i = the mean cost of row i's softmax
  * (when cbar is not NULL). h: (m,), -inf on masked bins. R: (n,) scratch. */
 static void sk_softmin_rows(const sk_kernel *K, const double *h, double *out, double *cbar,
@@ -84,37 +114,19 @@ static void sk_softmin_rows(const sk_kernel *K, const double *h, double *out, do
 {
     const i64 n = K->n, m = K->m;
     const double reg = K->reg;
-    if (!K->exact) {
-        double t = sk_shift(h, m, reg, V);
-        sk_axpy(R, K->KrT, V, m, n);
+    if (K->exact) {
         for (i64 i = 0; i < n; i++)
-            out[i] = K->rmin[i] - reg * (t + log(R[i]));
-        if (cbar) {
-            sk_axpy(cbar, K->KrMT, V, m, n);
-            for (i64 i = 0; i < n; i++)
-                cbar[i] /= R[i];
-        }
+            out[i] = sk_exact(h, K->M + i * m, 1, m, reg, cbar ? cbar + i : NULL);
         return;
     }
-    for (i64 i = 0; i < n; i++) {
-        const double *Mi = K->M + i * m;
-        double mx = -INFINITY;
-        for (i64 j = 0; j < m; j++) {
-            double z = (h[j] - Mi[j]) / reg;
-            if (z > mx)
-                mx = z;
-        }
-        if (!isfinite(mx))
-            mx = 0.0;
-        double S = 0.0, C = 0.0;
-        for (i64 j = 0; j < m; j++) {
-            double e = exp((h[j] - Mi[j]) / reg - mx);
-            S += e;
-            C += e * Mi[j];
-        }
-        out[i] = -reg * (mx + log(S));
-        if (cbar)
-            cbar[i] = C / S;
+    double t = sk_shift(h, m, reg, V);
+    sk_axpy(R, K->KrT, V, m, n);
+    for (i64 i = 0; i < n; i++)
+        out[i] = K->rmin[i] - reg * (t + log(R[i]));
+    if (cbar) {
+        sk_axpy(cbar, K->KrMT, V, m, n);
+        for (i64 i = 0; i < n; i++)
+            cbar[i] /= R[i];
     }
 }
 
@@ -124,27 +136,15 @@ static void sk_softmin_cols(const sk_kernel *K, const double *h, double *out, do
 {
     const i64 n = K->n, m = K->m;
     const double reg = K->reg;
-    if (!K->exact) {
-        double t = sk_shift(h, n, reg, V);
-        sk_axpy(R, K->Kc, V, n, m);
+    if (K->exact) {
         for (i64 j = 0; j < m; j++)
-            out[j] = K->cmin[j] - reg * (t + log(R[j]));
+            out[j] = sk_exact(h, K->M + j, m, n, reg, NULL);
         return;
     }
-    for (i64 j = 0; j < m; j++) {
-        double mx = -INFINITY;
-        for (i64 i = 0; i < n; i++) {
-            double z = (h[i] - K->M[i * m + j]) / reg;
-            if (z > mx)
-                mx = z;
-        }
-        if (!isfinite(mx))
-            mx = 0.0;
-        double S = 0.0;
-        for (i64 i = 0; i < n; i++)
-            S += exp((h[i] - K->M[i * m + j]) / reg - mx);
-        out[j] = -reg * (mx + log(S));
-    }
+    double t = sk_shift(h, n, reg, V);
+    sk_axpy(R, K->Kc, V, n, m);
+    for (i64 j = 0; j < m; j++)
+        out[j] = K->cmin[j] - reg * (t + log(R[j]));
 }
 
 static int sk_kernel_init(sk_kernel *K, i64 n, i64 m, const double *M, double reg, int mode)
@@ -197,6 +197,30 @@ static int sk_kernel_init(sk_kernel *K, i64 n, i64 m, const double *M, double re
             }
         }
     return 0;
+}
+
+/* The finalize quantities shared by both forms, from the potentials f (shifted to the
+ * caller's masses) and g of the normalised problem (masses an, bn; sa the total of a):
+ * grad = f - mean f and stats = (cost sa, reg_cost, err, iterations done). */
+static void sk_finish(const sk_kernel *K, const double *an, const double *bn, const double *f,
+                      const double *g, double sa, double cost, double err, i64 done,
+                      double *grad, double *stats)
+{
+    const i64 n = K->n, m = K->m;
+    double fa = 0.0, gb = 0.0, fsum = 0.0;
+    for (i64 i = 0; i < n; i++) {
+        fa += an[i] * f[i];
+        fsum += f[i];
+    }
+    for (i64 j = 0; j < m; j++)
+        gb += bn[j] * g[j];
+    const double mean = fsum / (double)n;
+    for (i64 i = 0; i < n; i++)
+        grad[i] = f[i] - mean;
+    stats[0] = cost * sa;
+    stats[1] = sa * (fa + gb - K->reg);
+    stats[2] = err;
+    stats[3] = (double)done;
 }
 
 /* one pair: a (n,), b (m,) as given (positive totals); outputs as described above */
@@ -252,7 +276,7 @@ static void sk_pair(const sk_kernel *K, const double *a, const double *b, i64 n_
         gm[j] = bn[j] > 0 ? g[j] : -INFINITY;
     }
     sk_softmin_rows(K, gm, fnext, cbar, V, R); /* fnext = s: the soft-min, without reg log a */
-    double err = 0.0, cost = 0.0, shift = reg * log(sa), fa = 0.0, gb = 0.0, fsum = 0.0;
+    double err = 0.0, cost = 0.0, shift = reg * log(sa);
     for (i64 i = 0; i < n; i++) {
         if (an[i] > 0) {
             err += an[i] * fabs(expm1((fm[i] - (loga[i] + fnext[i])) / reg));
@@ -261,18 +285,8 @@ static void sk_pair(const sk_kernel *K, const double *a, const double *b, i64 n_
         } else {
             f[i] = loga[i] + fnext[i] + shift;
         }
-        fa += an[i] * f[i];
-        fsum += f[i];
     }
-    for (i64 j = 0; j < m; j++)
-        gb += bn[j] * g[j];
-    const double mean = fsum / (double)n;
-    for (i64 i = 0; i < n; i++)
-        grad[i] = f[i] - mean;
-    stats[0] = cost * sa;
-    stats[1] = sa * (fa + gb - reg);
-    stats[2] = err;
-    stats[3] = (double)done;
+    sk_finish(K, an, bn, f, g, sa, cost, err, done, grad, stats);
 }
 
 /* The scaling form of the same iteration (Algorithm 1: v = b / (u K), u = a / (K v),
@@ -358,7 +372,7 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
             fb[p] = bn[j] > 0 && !(v[j] >= lo && v[j] <= hi);
         if (fb[p])
             continue;
-        double err = 0.0, cost = 0.0, shift = reg * log(sa), fa = 0.0, gb = 0.0, fsum = 0.0;
+        double err = 0.0, cost = 0.0, shift = reg * log(sa);
         sk_axpy(t, KgMT, v, m, n); /* (K * M) v */
         for (i64 i = 0; i < n; i++) {
             if (an[i] > 0) {
@@ -368,20 +382,10 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
             } else {
                 f[i] = cmin - reg * log(Kv[i]) + shift;
             }
-            fa += an[i] * f[i];
-            fsum += f[i];
         }
-        for (i64 j = 0; j < m; j++) {
+        for (i64 j = 0; j < m; j++)
             g[j] = bn[j] > 0 ? reg * log(v[j]) : -reg * log(uK[j]);
-            gb += bn[j] * g[j];
-        }
-        const double mean = fsum / (double)n;
-        for (i64 i = 0; i < n; i++)
-            grad[i] = f[i] - mean;
-        stats[0] = cost * sa;
-        stats[1] = sa * (fa + gb - reg);
-        stats[2] = err;
-        stats[3] = (double)done[p];
+        sk_finish(K, an, bn, f, g, sa, cost, err, done[p], grad, stats);
         stats[4] = 0.0;
     }
 }

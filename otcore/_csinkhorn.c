@@ -390,11 +390,12 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
     }
 }
 
-/* 1 when every mass is finite and >= 0, every total positive and finite, every cost finite
+/* 1 when every mass is finite and >= 0, every total positive and below big (the input
+ * dtype's range, whose own sums would overflow beyond), every cost finite
  * and >= 0, and every pair's totals within a relative mtol of each other; else 0 (the caller
  * then takes the general path, whose checks name the problem). */
 static int sk_accept(i64 N, i64 n, i64 m, i64 Na, i64 Nb, const double *A, const double *B,
-                     const double *M, double mtol)
+                     const double *M, double mtol, double big)
 {
     for (i64 t = 0; t < n * m; t++)
         if (!(M[t] >= 0.0 && M[t] < INFINITY))
@@ -412,7 +413,7 @@ static int sk_accept(i64 N, i64 n, i64 m, i64 Na, i64 Nb, const double *A, const
                 return 0;
             sb += b[j];
         }
-        if (!(sa > 0.0 && sa < INFINITY && sb > 0.0 && sb < INFINITY))
+        if (!(sa > 0.0 && sa < big && sb > 0.0 && sb < big))
             return 0;
         if (!(fabs(sa - sb) <= mtol * (sa > sb ? sa : sb)))
             return 0;
@@ -465,7 +466,7 @@ static int sk_solve(i64 N, i64 n, i64 m, i64 Na, i64 Nb, const double *A, const 
 
 /* ---------------------------------------------------------------------------------
  * Python binding (buffer protocol):
- *   fixed(A, B, M, reg, n_iter, mtol, scaling_ratio, kernel_ratio, ctol, limits, out)
+ *   fixed(A, B, M, reg, n_iter, mtol, big, scaling_ratio, kernel_ratio, ctol, limits, out)
  * A (Na, n), B (Nb, m) with Na, Nb in {1, N}; M (n, m); out (N, 2n + m + 5), one row per
  * pair: f (n), g (m), grad (n), then cost, reg_cost, marginal error, iterations, log form
  * used; all float64, C-contiguous. The inputs are first scanned (sk_accept; None when refused); the
@@ -526,9 +527,9 @@ static PyObject *py_fixed(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *oA, *oB, *oM, *oO;
-    double reg, mtol, scaling_ratio, kernel_ratio, ctol;
+    double reg, mtol, big, scaling_ratio, kernel_ratio, ctol;
     long long n_iter, limit[3];
-    if (!PyArg_ParseTuple(args, "OOOdLdddd(LLL)O", &oA, &oB, &oM, &reg, &n_iter, &mtol,
+    if (!PyArg_ParseTuple(args, "OOOdLddddd(LLL)O", &oA, &oB, &oM, &reg, &n_iter, &mtol, &big,
                           &scaling_ratio, &kernel_ratio, &ctol, &limit[0], &limit[1], &limit[2],
                           &oO))
         return NULL;
@@ -553,7 +554,7 @@ static PyObject *py_fixed(PyObject *self, PyObject *args)
     int rc = 0, ok = 0, mode = 0, used_log = 0, converged = 1;
     i64 done = 0;
     Py_BEGIN_ALLOW_THREADS
-    ok = sk_accept(N, n, m, Na, Nb, A, B, M, mtol);
+    ok = sk_accept(N, n, m, Na, Nb, A, B, M, mtol, big);
     if (ok && N > 0) {
         double lo = INFINITY, hi = -INFINITY;
         for (i64 t = 0; t < n * m; t++) {
@@ -585,7 +586,7 @@ static PyObject *py_fixed(PyObject *self, PyObject *args)
 
 static PyMethodDef csinkhorn_methods[] = {
     {"fixed", py_fixed, METH_VARARGS,
-     "fixed(A, B, M, reg, n_iter, mtol, scaling_ratio, kernel_ratio, ctol, limits, out): "
+     "fixed(A, B, M, reg, n_iter, mtol, big, scaling_ratio, kernel_ratio, ctol, limits, out): "
      "fixed-iteration Sinkhorn on every pair, outputs written in place; returns None for "
      "inputs it does not accept, else (iterations done, log form used, converged)."},
     {NULL, NULL, 0, NULL}};

@@ -288,6 +288,8 @@ class DenseKernel:
             KCx = xp.matrix_transpose(self.KC) if rows else self.KC
             cbar = _mm(xp, V, KCx) / R
         bad = ~(R >= self._thr) | ~(R < math.inf) | (self.Ksum[0 if rows else 1] * self._vcut > R * self._ulp)
+        if weighted:  # K * C overflows where large kernel entries meet large costs: those rows exactly
+            bad = bad | ~(xp.abs(cbar) < math.inf)
         if bool(xp.any(bad)):
             pairs = xp.nonzero(xp.any(bad, axis=-1))[0]
             N, (n, m) = h.shape[0], self.shape
@@ -354,6 +356,8 @@ class DenseKernel:
             cbar = (xp.matmul(KC, V[:, :, None])[:, :, 0] if rows else xp.matmul(V[:, None, :], KC)[:, 0, :]) / R
         lost = (Krow if rows else Kcol) * self._vcut > R * self._ulp  # flushed V entries could matter
         bad = xp.any(~(R >= self._thr) | ~(R < math.inf) | lost, axis=-1)
+        if weighted:  # K * C can overflow (large kernel entries and costs): those pairs exactly
+            bad = bad | ~xp.all(xp.abs(cbar) < math.inf, axis=-1)
         fin = xp.isfinite(y)
         lo = xp.min(xp.where(fin, y, t), axis=-1)
         stale = bad | (t[:, 0] - lo > self._tau)

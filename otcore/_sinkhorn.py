@@ -929,7 +929,7 @@ def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
     N = batch[0] if batch else 1
     if N == 0 or N * n * m > max(_HOST_WORK):
         return None
-    mtol, ctol, eps = _HOST_TOL[dt]
+    mtol, ctol, eps, big = _HOST_TOL[dt]
     # the compiled scan sums in its own order (and float32 in float64): it accepts only
     # totals a margin inside the mass rule, where the general checks agree
     mtol -= 4.0 * (max(n, m) + 1) * eps
@@ -937,7 +937,7 @@ def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
     run = _csinkhorn.fixed(
         np.ascontiguousarray(a if a.ndim == 2 else a[None], dtype=np.float64),
         np.ascontiguousarray(b if b.ndim == 2 else b[None], dtype=np.float64), np.ascontiguousarray(M, dtype=np.float64),
-        float(reg), n_iter, mtol, _SCALING_RATIO["float64"] if method == "auto" else -1.0, _HOST_KERNEL_RATIO,
+        float(reg), n_iter, mtol, big, _SCALING_RATIO["float64"] if method == "auto" else -1.0, _HOST_KERNEL_RATIO,
         ctol, _HOST_WORK, W,
     )
     if run is None:
@@ -959,8 +959,12 @@ def _host_result(r: _HostRun, a, b, M, reg) -> SinkhornResult:
     )
 
 
-# per accepted dtype: the mass tolerance (otcore._validate.mass_tolerance), the default tol, eps
-_HOST_TOL = {np.dtype(t): (mass_tolerance(t), _DEFAULT_TOL[t], float(np.finfo(t).eps)) for t in ("float64", "float32")}
+# per accepted dtype: the mass tolerance (otcore._validate.mass_tolerance), the default tol,
+# eps, and the largest total the scan accepts (half the dtype's range, as the general checks)
+_HOST_TOL = {
+    np.dtype(t): (mass_tolerance(t), _DEFAULT_TOL[t], float(np.finfo(t).eps), float(np.finfo(t).max) / 2)
+    for t in ("float64", "float32")
+}
 
 
 # ---------------------------------------------------------------------------

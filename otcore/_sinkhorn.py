@@ -43,7 +43,6 @@ import numpy as np
 from array_api_compat import is_jax_array, is_torch_array
 
 from otcore._array import Array, is_lazy, is_numpy_namespace, namespace, to_host
-from otcore import _csinkhorn
 from otcore._kernels import DenseKernel, Kernel
 from otcore._pointcloud import PointCloud
 from otcore._validate import (
@@ -871,6 +870,11 @@ _HOST_WORK = (1 << 16, 1 << 23, 1 << 15)
 # an exact log-sum-exp of every term beyond
 _HOST_KERNEL_RATIO = 600.0
 
+try:  # built by pip with the package; without it every problem takes the general engine
+    from otcore import _csinkhorn
+except ImportError:  # pragma: no cover - a source tree whose extensions were never built
+    _csinkhorn = None
+
 
 class _HostRun(NamedTuple):
     """What :func:`_host_solve` returns: the packed results and the batch's summary."""
@@ -914,7 +918,7 @@ def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
     ``_HOST_WORK`` cost entries, and any input the compiled scan does not
     accept (a NaN, a negative mass, totals near the mass tolerance).
     """
-    if not (type(a) is np.ndarray and type(b) is np.ndarray and type(M) is np.ndarray):
+    if _csinkhorn is None or not (type(a) is np.ndarray and type(b) is np.ndarray and type(M) is np.ndarray):
         return None
     if eps_scaling not in ("auto", False, None) or method not in ("auto", "log") or type(n_iter) is not int:
         return None
@@ -1124,7 +1128,7 @@ def sinkhorn(
     [0.   0.25 0.5 ]
     """
     reject_pot_keywords("sinkhorn", kwargs)
-    if tol is None and init is None and reg_m is None:
+    if tol is None and init is None and reg_m is None and isinstance(warn, bool):
         run = _host_solve(a, b, M, reg, n_iter, method, eps_scaling)
         if run is not None:
             return _host_result(run, a, b, M, reg)

@@ -29,7 +29,8 @@ from otcore._losses import (
     sinkhorn_unbalanced_loss_grads,
     tree_emd_loss_grads,
 )
-from otcore._validate import check_values, mass_tolerance, scan_masses
+from otcore._losses import SINKHORN_GRADS
+from otcore._validate import check_choice, check_int, check_scalar, check_values, mass_tolerance, scan_masses
 
 REDUCTIONS = ("mean", "sum", "none")
 VALUES = ("sinkhorn", "regularized")
@@ -99,6 +100,30 @@ SPECS["sinkhorn_unbalanced_loss"] = LossSpec(
     "sinkhorn_loss", sinkhorn_unbalanced_loss_grads, ("reg", "reg_m", "n_iter", "tol", "method"), "M",
     square=False,
 )
+
+def sinkhorn_options(reg, n_iter, tol, value, reduction, grad, reg_m):
+    """The checked options of ``sinkhorn_loss`` (both adapters): ``(reg, n_iter, tol)``."""
+    check_choice("value", value, VALUES)
+    check_choice("reduction", reduction, REDUCTIONS)
+    check_choice("grad", grad, SINKHORN_GRADS)
+    if reg_m is not None and value != "regularized":
+        raise ValueError(
+            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
+            "(the exact gradient of <P, M> is not available for unbalanced transport)"
+        )
+    return (check_scalar("reg", reg, positive=True), check_int("n_iter", n_iter, minimum=1),
+            check_scalar("tol", tol, positive=True, allow_none=True))
+
+
+def divergence_static(reg, metric, scale, n_iter, tol, reduction) -> dict:
+    """The checked static arguments of ``sinkhorn_divergence_loss`` (both adapters)."""
+    check_choice("reduction", reduction, REDUCTIONS)
+    return {
+        "reg": check_scalar("reg", reg, positive=True), "metric": metric,
+        "scale": check_scalar("scale", scale, positive=True), "n_iter": check_int("n_iter", n_iter, minimum=1),
+        "tol": tol if tol == "auto" else check_scalar("tol", tol, positive=True, allow_none=True),
+    }
+
 
 # float16 / bfloat16: computed in float32, results cast back (both adapters)
 HALF = ("float16", "bfloat16")

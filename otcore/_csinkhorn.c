@@ -46,6 +46,7 @@ typedef struct {
     double *rmin, *cmin; /* row and column minima of M */
     double *Kg, *KgT, *KgMT; /* exp(-(M - min M) / reg) (n, m), transposed (m, n), times M (m, n) */
     double kmin;         /* min M */
+    int log_ready;       /* KrT, KrMT, Kc built */
 } sk_kernel;
 
 /* Every product below is written as a sum of scaled kernel rows (y += x_k K_k.), which
@@ -147,6 +148,22 @@ static void sk_softmin_cols(const sk_kernel *K, const double *h, double *out, do
         out[j] = K->cmin[j] - reg * (t + log(R[j]));
 }
 
+/* the log form's shared kernels (KrT, KrMT, Kc), once */
+static void sk_kernel_log(sk_kernel *K)
+{
+    const i64 n = K->n, m = K->m;
+    if (K->exact || K->log_ready)
+        return;
+    for (i64 i = 0; i < n; i++)
+        for (i64 j = 0; j < m; j++) {
+            const double c = K->M[i * m + j], kr = exp(-(c - K->rmin[i]) / K->reg);
+            K->KrT[j * n + i] = kr;
+            K->KrMT[j * n + i] = kr * c;
+            K->Kc[i * m + j] = exp(-(c - K->cmin[j]) / K->reg);
+        }
+    K->log_ready = 1;
+}
+
 static int sk_kernel_init(sk_kernel *K, i64 n, i64 m, const double *M, double reg, int mode)
 {
     memset(K, 0, sizeof *K);
@@ -183,19 +200,16 @@ static int sk_kernel_init(sk_kernel *K, i64 n, i64 m, const double *M, double re
         K->cmin[j] = lo;
     }
     K->kmin = lo_all;
-    for (i64 i = 0; i < n; i++)
-        for (i64 j = 0; j < m; j++) {
-            const double c = M[i * m + j], kr = exp(-(c - K->rmin[i]) / reg);
-            K->KrT[j * n + i] = kr;
-            K->KrMT[j * n + i] = kr * c;
-            K->Kc[i * m + j] = exp(-(c - K->cmin[j]) / reg);
-            if (mode == 0) {
-                const double kg = exp(-(c - lo_all) / reg);
+    if (mode == 0) /* the scaling form's kernel; the log form's is built if a pair falls back */
+        for (i64 i = 0; i < n; i++)
+            for (i64 j = 0; j < m; j++) {
+                const double c = M[i * m + j], kg = exp(-(c - lo_all) / reg);
                 K->Kg[i * m + j] = kg;
                 K->KgT[j * n + i] = kg;
                 K->KgMT[j * n + i] = kg * c;
             }
-        }
+    else
+        sk_kernel_log(K);
     return 0;
 }
 
@@ -308,23 +322,23 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
     const double *Kg = K->Kg, *KgT = K->KgT, *KgMT = K->KgMT;
     /* per pair p: an, u, prev, Kv (n each), bn, v, uK (m each) */
     const i64 per = 4 * n + 3 * m;
-    i64 left = P, nit[SK_BLOCK], done[SK_BLOCK];
+    i64 left = P, done[SK_BLOCK];
+    double sa[SK_BLOCK]; /* the totals of a */
     char state[SK_BLOCK]; /* 0 iterating, 1 next pass is the final half-step, 2 finished */
     for (i64 p = 0; p < P; p++) {
         double *an = w + p * per, *u = an + n, *bn = u + 3 * n;
-        double sa = 0.0, sb = 0.0;
+        double sb = 0.0;
+        sa[p] = 0.0;
         for (i64 i = 0; i < n; i++)
-            sa += a[p][i];
+            sa[p] += a[p][i];
         for (i64 j = 0; j < m; j++)
             sb += b[p][j];
         for (i64 i = 0; i < n; i++) {
-            an[i] = a[p][i] / sa;
+            an[i] = a[p][i] / sa[p];
             u[i] = 1.0 / (double)n;
         }
         for (i64 j = 0; j < m; j++)
             bn[j] = b[p][j] / sb;
-        o[p][2 * n + m + 3] = sa; /* kept until the end */
-        nit[p] = n_iter;
         done[p] = n_iter;
         state[p] = 0;
     }
@@ -338,12 +352,12 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
             for (i64 j = 0; j < m; j++)
                 v[j] = bn[j] / uK[j];
             sk_axpy(Kv, KgT, v, m, n);
-            if (state[p] == 1 || it == nit[p] + 1) { /* that was the final half-step */
+            if (state[p] == 1 || it == n_iter + 1) { /* that was the final half-step */
                 state[p] = 2;
                 left--;
                 continue;
             }
-            const int check = ((it & (it - 1)) == 0 || it % 8 == 0) && it < nit[p];
+            const int check = ((it & (it - 1)) == 0 || it % 8 == 0) && it < n_iter;
             if (check)
                 memcpy(prev, u, sizeof(double) * (size_t)n);
             for (i64 i = 0; i < n; i++)
@@ -364,7 +378,6 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
         double *an = w + p * per, *u = an + n, *Kv = u + 2 * n, *bn = Kv + n, *v = bn + m,
                *uK = v + m;
         double *f = o[p], *g = f + n, *grad = g + m, *stats = grad + n;
-        const double sa = stats[3];
         fb[p] = 0;
         for (i64 i = 0; i < n && !fb[p]; i++)
             fb[p] = an[i] > 0 && !(u[i] >= lo && u[i] <= hi);
@@ -372,7 +385,7 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
             fb[p] = bn[j] > 0 && !(v[j] >= lo && v[j] <= hi);
         if (fb[p])
             continue;
-        double err = 0.0, cost = 0.0, shift = reg * log(sa);
+        double err = 0.0, cost = 0.0, shift = reg * log(sa[p]);
         sk_axpy(t, KgMT, v, m, n); /* (K * M) v */
         for (i64 i = 0; i < n; i++) {
             if (an[i] > 0) {
@@ -385,7 +398,7 @@ static void sk_block_scaling(const sk_kernel *K, i64 P, const double *const *a,
         }
         for (i64 j = 0; j < m; j++)
             g[j] = bn[j] > 0 ? reg * log(v[j]) : -reg * log(uK[j]);
-        sk_finish(K, an, bn, f, g, sa, cost, err, done[p], grad, stats);
+        sk_finish(K, an, bn, f, g, sa[p], cost, err, done[p], grad, stats);
         stats[4] = 0.0;
     }
 }
@@ -455,6 +468,7 @@ static int sk_solve(i64 N, i64 n, i64 m, i64 Na, i64 Nb, const double *A, const 
             if (!fb[q])
                 continue;
             double *f = o[q], *g = f + n, *grad = g + m, *stats = grad + n;
+            sk_kernel_log(&K);
             sk_pair(&K, a[q], b[q], n_iter, f, g, grad, stats, w);
             stats[4] = 1.0;
         }

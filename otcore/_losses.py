@@ -161,6 +161,8 @@ def sinkhorn_loss_grads(a, b, M, need=(True, True, True), *, reg, n_iter=50, tol
     -------
     (value, (d_a, d_b, d_M)) ; a gradient not in ``need`` is None.
     """
+    import numpy as np
+
     from otcore._sinkhorn import _host_solve, sinkhorn
 
     check_choice("grad", grad, SINKHORN_GRADS)
@@ -168,9 +170,8 @@ def sinkhorn_loss_grads(a, b, M, need=(True, True, True), *, reg, n_iter=50, tol
         # small dense numpy batches: the compiled driver's packed results, no record
         run = _host_solve(a, b, M, reg, n_iter, method)
         if run is not None:
-            d_b = run.g() if need[1] else None
             return run.column(0 if value == "sinkhorn" else 1), (
-                run.grad() if need[0] else None, None if d_b is None else d_b - d_b.mean(-1, keepdims=True), None)
+                run.grad() if need[0] else None, _center(run.g(), np) if need[1] else None, None)
     res = sinkhorn(a, b, M, reg, n_iter=n_iter, tol=tol, method=method)
     d_b = _center(res.g, namespace(res.g)) if need[1] else None
     if value == "regularized":

@@ -52,10 +52,11 @@ from otcore._adapters import (
     REDUCTIONS,
     prepare_points,
     SPECS,
-    VALUES,
     check_bins,
     check_devices,
     compute_dtype,
+    divergence_static,
+    sinkhorn_options,
     match_half_masses,
     check_cost_shape,
     check_masses,
@@ -65,8 +66,8 @@ from otcore._adapters import (
     reduce,
     renamed_errors,
 )
-from otcore._losses import SINKHORN_GRADS, sinkhorn_method
-from otcore._validate import check_choice, check_int, check_scalar
+from otcore._losses import sinkhorn_method
+from otcore._validate import check_choice, check_scalar
 
 __all__ = [
     "sinkhorn_loss",
@@ -103,12 +104,13 @@ def _device_of(x):
 _MOVE = "e.g. jax.device_put({name}, {first}.device)"
 
 
-def _check_pair(pred, target, *, square: bool = True):
+def _check_pair(pred, target, *, square: bool = True, match_masses: bool = True):
     """Type, dtype, shape and device checks on pred/target; target cast to pred's dtype.
 
     float16/bfloat16 are upcast to float32 (``target``'s masses matched to
-    ``pred``'s at half precision); the caller casts the loss back to
-    ``out_dtype``. Returns ``(pred, target, out_dtype)``.
+    ``pred``'s at half precision unless ``match_masses`` is False: unbalanced
+    losses); the caller casts the loss back to ``out_dtype``. Returns
+    ``(pred, target, out_dtype)``.
     """
     check_devices(_device_of, _MOVE, pred=pred, target=target)
     pred = _check_array(pred, "pred")
@@ -119,7 +121,8 @@ def _check_pair(pred, target, *, square: bool = True):
     out_dtype = pred.dtype
     if compute_dtype(pred.dtype) is not None or compute_dtype(target.dtype) is not None:
         pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
-        target = match_half_masses(pred, target, jnp)
+        if match_masses:
+            target = match_half_masses(pred, target, jnp)
     elif target.dtype != pred.dtype:
         target = target.astype(pred.dtype)
     return pred, target, out_dtype
@@ -260,18 +263,15 @@ def sinkhorn_loss(
     >>> print(f"{float(sinkhorn_loss(p, t, M, 0.05)):.3f}")
     0.500
     """
-    check_choice("value", value, VALUES)
-    check_choice("reduction", reduction, REDUCTIONS)
-    check_choice("grad", grad, SINKHORN_GRADS)
-    reg = check_scalar("reg", reg, positive=True)
-    n_iter = check_int("n_iter", n_iter, minimum=1)
-    tol = check_scalar("tol", tol, positive=True, allow_none=True)
-    if reg_m is not None:
-        return _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction)
-    pred, target, out_dtype = _check_pair(pred, target, square=False)
+    reg, n_iter, tol = sinkhorn_options(reg, n_iter, tol, value, reduction, grad, reg_m)
+    # unbalanced: the masses are free (never rescaled to each other)
+    pred, target, out_dtype = _check_pair(pred, target, square=False, match_masses=reg_m is None)
     M = _as_cost(M, pred, target)
     # the core's "auto" choice made while M is still concrete (inside the custom_vjp it is traced)
     method = sinkhorn_method(M, reg)
+    if reg_m is not None:
+        static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": method}
+        return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)
     static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": method}
     return _apply("sinkhorn_loss", pred, target, M, static, reduction, out_dtype)
 
@@ -554,36 +554,9 @@ def sinkhorn_divergence_loss(
     [[ 0.   -0.25]
      [ 0.   -0.25]]
     """
-    check_choice("reduction", reduction, REDUCTIONS)
-    reg = check_scalar("reg", reg, positive=True)
-    scale = check_scalar("scale", scale, positive=True)
-    n_iter = check_int("n_iter", n_iter, minimum=1)
-    tol = tol if tol == "auto" else check_scalar("tol", tol, positive=True, allow_none=True)
+    static = divergence_static(reg, metric, scale, n_iter, tol, reduction)
     a, x, b, y, out_dtype = _check_points(a, x, b, y)
-    static = {"reg": reg, "metric": metric, "scale": scale, "n_iter": n_iter, "tol": tol}
     loss = reduce(_loss_many(SPECS["sinkhorn_divergence_loss"], _Static(static), a, b, x, y), reduction)
     return loss if loss.dtype == out_dtype else loss.astype(out_dtype)
 
 
-# --------------------------------------------------------------------------- unbalanced Sinkhorn
-def _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction):
-    """``sinkhorn_loss(..., reg_m=...)``: the spec ``sinkhorn_unbalanced_loss`` (masses free: never rescaled)."""
-    if value != "regularized":
-        raise ValueError(
-            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
-            "(the exact gradient of <P, M> is not available for unbalanced transport)"
-        )
-    check_devices(_device_of, _MOVE, pred=pred, target=target)
-    pred = _check_array(pred, "pred")
-    target = _check_array(target, "target")
-    check_pair_shapes(pred, target, square=False)
-    check_masses(pred, "pred")
-    check_masses(target, "target")
-    out_dtype = pred.dtype
-    if compute_dtype(pred.dtype) is not None or compute_dtype(target.dtype) is not None:
-        pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
-    elif target.dtype != pred.dtype:
-        target = target.astype(pred.dtype)
-    M = _as_cost(M, pred, target)
-    static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": sinkhorn_method(M, reg)}
-    return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)

@@ -78,7 +78,9 @@ from otcore._adapters import (
     check_bins,
     check_devices,
     compute_dtype,
+    divergence_static,
     match_half_masses,
+    sinkhorn_options,
     check_cost_shape,
     check_masses,
     check_pair_shapes,
@@ -88,7 +90,6 @@ from otcore._adapters import (
     renamed_errors,
 )
 from otcore._array import size
-from otcore._losses import SINKHORN_GRADS
 from otcore._validate import check_choice, check_int, check_scalar, check_values
 
 __all__ = [
@@ -153,12 +154,13 @@ def _half(x) -> bool:
     return compute_dtype(x.dtype) is not None
 
 
-def _check_pair(pred, target, *, square: bool = True):
+def _check_pair(pred, target, *, square: bool = True, match_masses: bool = True):
     """Type, dtype, shape and device checks on pred/target; target cast to pred's dtype.
 
     float16/bfloat16 ``pred`` is upcast to float32 (with ``target``, whose
-    masses are matched to ``pred``'s at half precision); the caller casts the
-    loss back to ``out_dtype``. Returns ``(pred, target, out_dtype)``.
+    masses are matched to ``pred``'s at half precision unless
+    ``match_masses`` is False: unbalanced losses); the caller casts the loss
+    back to ``out_dtype``. Returns ``(pred, target, out_dtype)``.
     """
     _check_tensor(pred, "pred")
     _check_tensor(target, "target")
@@ -167,7 +169,8 @@ def _check_pair(pred, target, *, square: bool = True):
     out_dtype = pred.dtype
     if _half(pred) or _half(target):
         pred, target = pred.float(), target.float()
-        target = match_half_masses(pred, target, _xp)
+        if match_masses:
+            target = match_half_masses(pred, target, _xp)
     elif target.dtype != pred.dtype:
         target = target.to(pred.dtype)
     return pred, target, out_dtype
@@ -352,16 +355,13 @@ def sinkhorn_loss(
     >>> print(f"{float(sinkhorn_loss(p, t, M, 0.05)):.3f}")
     0.500
     """
-    check_choice("value", value, VALUES)
-    check_choice("reduction", reduction, REDUCTIONS)
-    check_choice("grad", grad, SINKHORN_GRADS)
-    reg = check_scalar("reg", reg, positive=True)
-    n_iter = check_int("n_iter", n_iter, minimum=1)
-    tol = check_scalar("tol", tol, positive=True, allow_none=True)
-    if reg_m is not None:
-        return _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction)
-    pred, target, out_dtype = _check_pair(pred, target, square=False)
+    reg, n_iter, tol = sinkhorn_options(reg, n_iter, tol, value, reduction, grad, reg_m)
+    # unbalanced: the masses are free (never rescaled to each other)
+    pred, target, out_dtype = _check_pair(pred, target, square=False, match_masses=reg_m is None)
     M = _as_cost(M, pred, target)
+    if reg_m is not None:
+        static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": "auto"}
+        return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)
     static = {"reg": reg, "n_iter": n_iter, "tol": tol, "value": value, "grad": grad, "method": "auto"}
     return _apply("sinkhorn_loss", pred, target, M, static, reduction, out_dtype)
 
@@ -702,13 +702,8 @@ def sinkhorn_divergence_loss(
     [[ 0.  -0.25]
      [ 0.  -0.25]]
     """
-    check_choice("reduction", reduction, REDUCTIONS)
-    reg = check_scalar("reg", reg, positive=True)
-    scale = check_scalar("scale", scale, positive=True)
-    n_iter = check_int("n_iter", n_iter, minimum=1)
-    tol = tol if tol == "auto" else check_scalar("tol", tol, positive=True, allow_none=True)
+    static = divergence_static(reg, metric, scale, n_iter, tol, reduction)
     a, x, b, y, out_dtype = _check_points(a, x, b, y)
-    static = {"reg": reg, "metric": metric, "scale": scale, "n_iter": n_iter, "tol": tol}
     loss = _ManyLossFn.apply((SPECS["sinkhorn_divergence_loss"], static, reduction), a, b, x, y)
     return loss if loss.dtype == out_dtype else loss.to(out_dtype)
 
@@ -763,23 +758,3 @@ class SinkhornDivergence(torch.nn.Module):
         return f"reg={self.reg}, metric={self.metric!r}, scale={self.scale}, reduction={self.reduction!r}"
 
 
-# --------------------------------------------------------------------------- unbalanced Sinkhorn
-def _unbalanced_loss(pred, target, M, reg, reg_m, n_iter, tol, value, reduction):
-    """``sinkhorn_loss(..., reg_m=...)``: the spec ``sinkhorn_unbalanced_loss`` (masses free: never rescaled)."""
-    if value != "regularized":
-        raise ValueError(
-            "sinkhorn_loss with reg_m returns the unbalanced objective; pass value=\"regularized\" "
-            "(the exact gradient of <P, M> is not available for unbalanced transport)"
-        )
-    _check_tensor(pred, "pred")
-    _check_tensor(target, "target")
-    check_pair_shapes(pred, target, square=False)
-    check_devices(_device_of, _MOVE, pred=pred, target=target)
-    out_dtype = pred.dtype
-    if _half(pred) or _half(target):
-        pred, target = pred.float(), target.float()
-    elif target.dtype != pred.dtype:
-        target = target.to(pred.dtype)
-    M = _as_cost(M, pred, target)
-    static = {"reg": reg, "reg_m": reg_m, "n_iter": n_iter, "tol": tol, "method": "auto"}
-    return _apply("sinkhorn_unbalanced_loss", pred, target, M, static, reduction, out_dtype)

@@ -865,6 +865,9 @@ def _unbalanced_value(prob, f, g, fm, gm):
 # kernel log and exact log forms; beyond, the general engine is faster (BLAS matrix products,
 # absorbed kernels; measured on one x86 core)
 _HOST_WORK = (1 << 16, 1 << 23, 1 << 15)
+# ... the log form's large limit holds for pairs of at most this many entries (n m: 64 x 64
+# classes); larger pairs are matrix products where BLAS wins, and keep the limit of 2**16
+_HOST_LOG_PAIR = 1 << 12
 # ... and runs each soft-min as one product against a shared kernel while
 # (max M - min M) / reg is at most this (exact to rounding; see otcore/_csinkhorn.c),
 # an exact log-sum-exp of every term beyond
@@ -937,12 +940,13 @@ def _host_solve(a, b, M, reg, n_iter, method, eps_scaling="auto"):
     # the compiled scan sums in its own order (and float32 in float64): it accepts only
     # totals a margin inside the mass rule, where the general checks agree
     mtol -= 4.0 * (max(n, m) + 1) * eps
+    limits = _HOST_WORK if n * m <= _HOST_LOG_PAIR else (_HOST_WORK[0], min(_HOST_WORK[1], 1 << 16), _HOST_WORK[2])
     W = np.empty((N, 2 * n + m + 5))
     run = _csinkhorn.fixed(
         np.ascontiguousarray(a if a.ndim == 2 else a[None], dtype=np.float64),
         np.ascontiguousarray(b if b.ndim == 2 else b[None], dtype=np.float64), np.ascontiguousarray(M, dtype=np.float64),
         float(reg), n_iter, mtol, big, _SCALING_RATIO["float64"] if method == "auto" else -1.0, _HOST_KERNEL_RATIO,
-        ctol, _HOST_WORK, W,
+        ctol, limits, W,
     )
     if run is None:
         return None
